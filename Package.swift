@@ -1,0 +1,75 @@
+// swift-tools-version: 6.0
+// uso: a native Swift implementation of USO (unified style- and subject-driven generation on FLUX.1).
+// The targets follow the data flow: tensor engine → weight files → models → pipeline → front ends.
+import PackageDescription
+
+let optimize: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
+let cOptimize: [CSetting] = [.unsafeFlags(["-O3", "-march=native", "-ffast-math", "-fno-finite-math-only"])]
+
+let package = Package(
+    name: "uso",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "uso", targets: ["USOCommand"]),
+        .executable(name: "uso-bench", targets: ["Benchmarks"]),
+        .library(name: "USO", targets: ["Pipeline"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.20.0"),
+    ],
+    targets: [
+        // System C libraries from Debian's -dev packages (scripts/setup.sh installs them).
+        .systemLibrary(name: "CDNNL", path: "Sources/System/CDNNL"),
+        .systemLibrary(name: "COpenBLAS", path: "Sources/System/COpenBLAS"),
+        .systemLibrary(name: "CPNG", path: "Sources/System/CPNG", pkgConfig: "libpng"),
+        .systemLibrary(name: "CJPEG", path: "Sources/System/CJPEG", pkgConfig: "libjpeg"),
+        .systemLibrary(name: "CWebP", path: "Sources/System/CWebP", pkgConfig: "libwebp"),
+
+        // Tensor engine: one tensor type, dtypes, CPU kernels, the backend seam.
+        .target(name: "CKernels", path: "Sources/TensorEngine/CKernels", cSettings: cOptimize),
+        .target(name: "TensorEngine", dependencies: ["CKernels", "CDNNL", "COpenBLAS"],
+                path: "Sources/TensorEngine/Swift", swiftSettings: optimize),
+
+        // Weight files: safetensors (mmap), PyTorch .bin (safe unpickler), sharded sets.
+        .target(name: "WeightFiles", dependencies: ["TensorEngine"], swiftSettings: optimize),
+
+        // Models: shared layers, then one target per model family.
+        .target(name: "Layers", dependencies: ["TensorEngine", "WeightFiles"],
+                path: "Sources/Models/Layers", swiftSettings: optimize),
+        .target(name: "FluxDiT", dependencies: ["Layers"], path: "Sources/Models/FluxDiT", swiftSettings: optimize),
+        .target(name: "TextEncoders", dependencies: ["Layers"], path: "Sources/Models/TextEncoders", swiftSettings: optimize),
+        .target(name: "StyleEncoder", dependencies: ["Layers"], path: "Sources/Models/StyleEncoder", swiftSettings: optimize),
+        .target(name: "Autoencoder", dependencies: ["Layers"], path: "Sources/Models/Autoencoder", swiftSettings: optimize),
+
+        .target(name: "Tokenizers", swiftSettings: optimize),
+        .target(name: "ImageIO", dependencies: ["CPNG", "CJPEG", "CWebP"], swiftSettings: optimize),
+
+        .target(name: "Pipeline", dependencies: [
+            "TensorEngine", "WeightFiles", "FluxDiT", "TextEncoders", "StyleEncoder", "Autoencoder",
+            "Tokenizers", "ImageIO",
+        ], swiftSettings: optimize),
+        .target(name: "ModelHub", dependencies: [
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        ], swiftSettings: optimize),
+
+        .executableTarget(name: "USOCommand", dependencies: [
+            "Pipeline", "WeightFiles", "ModelHub",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], path: "Sources/uso", swiftSettings: optimize),
+        .executableTarget(name: "Benchmarks", dependencies: ["TensorEngine", "WeightFiles", "Pipeline"],
+                          path: "Benchmarks", swiftSettings: optimize),
+
+        .testTarget(name: "TensorEngineTests", dependencies: ["TensorEngine", "WeightFiles"]),
+        .testTarget(name: "WeightFilesTests", dependencies: ["WeightFiles"]),
+        .testTarget(name: "ModelsTests", dependencies: ["FluxDiT", "TextEncoders", "StyleEncoder", "Autoencoder", "WeightFiles"]),
+        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
+        .testTarget(name: "ImageIOTests", dependencies: ["ImageIO"]),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline"]),
+        .testTarget(name: "ModelHubTests", dependencies: [
+            "ModelHub", .product(name: "Hummingbird", package: "hummingbird"),
+        ]),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,1 @@
+// ImageIO: under construction

@@ -1,0 +1,1 @@
+// ModelHub: under construction

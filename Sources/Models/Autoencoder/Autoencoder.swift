@@ -1,0 +1,1 @@
+// Autoencoder: under construction

@@ -1,0 +1,1 @@
+// FluxDiT: under construction

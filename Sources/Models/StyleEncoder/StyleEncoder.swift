@@ -1,0 +1,1 @@
+// StyleEncoder: under construction

@@ -1,0 +1,1 @@
+// TextEncoders: under construction

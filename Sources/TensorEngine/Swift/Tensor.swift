@@ -1,0 +1,121 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Bytes behind one or more tensors: either owned (64-byte aligned heap memory) or borrowed from
+/// an owner that keeps them alive, such as a memory-mapped weight file.
+public final class TensorStorage: @unchecked Sendable {
+    public let pointer: UnsafeMutableRawPointer
+    public let byteCount: Int
+    private let owner: AnyObject?
+
+    /// Fresh zeroed memory.
+    public init(byteCount: Int) {
+        self.byteCount = byteCount
+        self.pointer = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 1), alignment: 64)
+        pointer.initializeMemory(as: UInt8.self, repeating: 0, count: byteCount)
+        self.owner = nil
+    }
+
+    /// A view of memory that `owner` keeps alive (no copy).
+    public init(borrowing pointer: UnsafeMutableRawPointer, byteCount: Int, owner: AnyObject) {
+        self.pointer = pointer
+        self.byteCount = byteCount
+        self.owner = owner
+    }
+
+    deinit { if owner == nil { pointer.deallocate() } }
+}
+
+/// The one tensor type: a contiguous row-major array of `shape` in storage type `dtype`.
+///
+/// Models run at batch 1, so shapes carry no batch axis: tokens are `[L, D]`, images `[C, H, W]`.
+/// Arithmetic is done in Float; results are stored in the input's dtype (F32 or BF16), which is
+/// how PyTorch rounds BF16 activations after every op.
+public struct Tensor: @unchecked Sendable {
+    public let shape: [Int]
+    public let dtype: DType
+    public let storage: TensorStorage
+    public let byteOffset: Int
+
+    public init(shape: [Int], dtype: DType, storage: TensorStorage, byteOffset: Int = 0) {
+        precondition(byteOffset + shape.reduce(1, *) * dtype.byteSize <= storage.byteCount,
+                     "tensor \(shape) \(dtype) exceeds its storage")
+        self.shape = shape
+        self.dtype = dtype
+        self.storage = storage
+        self.byteOffset = byteOffset
+    }
+
+    /// Zero-filled tensor.
+    public init(zeros shape: [Int], dtype: DType = .f32) {
+        self.init(shape: shape, dtype: dtype,
+                  storage: TensorStorage(byteCount: shape.reduce(1, *) * dtype.byteSize))
+    }
+
+    /// Tensor holding `values` (rounded to `dtype`).
+    public init(_ values: [Float], shape: [Int], dtype: DType = .f32) {
+        precondition(values.count == shape.reduce(1, *), "\(values.count) values for shape \(shape)")
+        self.init(zeros: shape, dtype: dtype)
+        values.withUnsafeBufferPointer { dtype.encode($0.baseAddress!, into: rawPointer, count: values.count) }
+    }
+
+    public var count: Int { shape.reduce(1, *) }
+    public var rank: Int { shape.count }
+    public var byteCount: Int { count * dtype.byteSize }
+    public var rawPointer: UnsafeMutableRawPointer { storage.pointer + byteOffset }
+
+    /// Float pointer to the elements; only for F32 tensors.
+    public var floatPointer: UnsafeMutablePointer<Float> {
+        precondition(dtype == .f32, "floatPointer on a \(dtype) tensor")
+        return rawPointer.assumingMemoryBound(to: Float.self)
+    }
+
+    /// All elements decoded to Float.
+    public func toFloats() -> [Float] {
+        [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+            dtype.decode(rawPointer, into: buffer.baseAddress!, count: count)
+            initialized = count
+        }
+    }
+
+    /// The same values in another storage type (a copy unless the type is unchanged).
+    public func converted(to target: DType) -> Tensor {
+        if target == dtype { return self }
+        let result = Tensor(zeros: shape, dtype: target)
+        let chunk = 1 << 16
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: min(chunk, max(count, 1))) { scratch in
+            var start = 0
+            while start < count {
+                let n = min(chunk, count - start)
+                dtype.decode(rawPointer + start * dtype.byteSize, into: scratch.baseAddress!, count: n)
+                target.encode(scratch.baseAddress!, into: result.rawPointer + start * target.byteSize, count: n)
+                start += n
+            }
+        }
+        return result
+    }
+
+    /// The same bytes seen with another shape of equal element count (no copy). One axis may be -1.
+    public func reshaped(_ newShape: [Int]) -> Tensor {
+        var resolved = newShape
+        if let unknown = newShape.firstIndex(of: -1) {
+            let known = newShape.enumerated().filter { $0.offset != unknown }.map(\.element).reduce(1, *)
+            resolved[unknown] = count / max(known, 1)
+        }
+        precondition(resolved.reduce(1, *) == count, "cannot reshape \(shape) to \(newShape)")
+        return Tensor(shape: resolved, dtype: dtype, storage: storage, byteOffset: byteOffset)
+    }
+
+    /// Rows `range` of the first axis (no copy).
+    public func rows(_ range: Range<Int>) -> Tensor {
+        precondition(rank >= 1 && range.lowerBound >= 0 && range.upperBound <= shape[0], "rows \(range) of \(shape)")
+        let rowBytes = shape.dropFirst().reduce(1, *) * dtype.byteSize
+        return Tensor(shape: [range.count] + shape.dropFirst(), dtype: dtype, storage: storage,
+                      byteOffset: byteOffset + range.lowerBound * rowBytes)
+    }
+}
+
+extension Tensor: CustomStringConvertible {
+    public var description: String { "Tensor(\(shape), \(dtype))" }
+}

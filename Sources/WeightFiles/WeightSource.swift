@@ -1,0 +1,75 @@
+import TensorEngine
+
+/// Name, type and shape of one stored tensor, known before its bytes are touched.
+public struct TensorInfo: Sendable, Equatable {
+    public let dtype: DType
+    public let shape: [Int]
+    public init(dtype: DType, shape: [Int]) { self.dtype = dtype; self.shape = shape }
+}
+
+/// A set of named tensors on disk (one safetensors file, a sharded set, a PyTorch checkpoint).
+/// Tensors come back as views of the mapped file where the stored bytes can be used as they are.
+public protocol WeightSource: AnyObject, Sendable {
+    /// Every tensor name, sorted.
+    var keys: [String] { get }
+    func info(_ key: String) -> TensorInfo?
+    func tensor(_ key: String) throws -> Tensor
+}
+
+/// Reads a model's weights by key under a prefix and remembers which keys were taken, so that a
+/// loader can report keys it never used instead of silently ignoring them.
+public final class WeightReader: @unchecked Sendable {
+    public let source: WeightSource
+    public let prefix: String
+    private let ledger: Ledger
+
+    final class Ledger: @unchecked Sendable { var used = Set<String>() }
+
+    public convenience init(_ source: WeightSource, prefix: String = "") {
+        self.init(source, prefix: prefix, ledger: Ledger())
+    }
+
+    private init(_ source: WeightSource, prefix: String, ledger: Ledger) {
+        self.source = source
+        self.prefix = prefix
+        self.ledger = ledger
+    }
+
+    /// The reader for a child module: `scoped("double_blocks.0")` reads `double_blocks.0.*`.
+    public func scoped(_ name: String) -> WeightReader {
+        WeightReader(source, prefix: fullKey(name), ledger: ledger)
+    }
+
+    public func fullKey(_ name: String) -> String { prefix.isEmpty ? name : prefix + "." + name }
+
+    public func contains(_ name: String) -> Bool { source.info(fullKey(name)) != nil }
+
+    public func info(_ name: String) -> TensorInfo? { source.info(fullKey(name)) }
+
+    /// The tensor `name`; throws `WeightError.missingKey` if absent, `.shapeMismatch` if `shape` is
+    /// given and differs.
+    public func tensor(_ name: String, shape: [Int]? = nil) throws -> Tensor {
+        let key = fullKey(name)
+        guard let info = source.info(key) else { throw WeightError.missingKey(key) }
+        if let shape, shape != info.shape { throw WeightError.shapeMismatch(key: key, expected: shape, found: info.shape) }
+        ledger.used.insert(key)
+        return try source.tensor(key)
+    }
+
+    /// The tensor `name` if present (for keys that are optional by design).
+    public func optionalTensor(_ name: String, shape: [Int]? = nil) throws -> Tensor? {
+        contains(name) ? try tensor(name, shape: shape) : nil
+    }
+
+    /// Keys under this reader's prefix that no one has read.
+    public func unusedKeys() -> [String] {
+        let scope = prefix.isEmpty ? "" : prefix + "."
+        return source.keys.filter { $0.hasPrefix(scope) && !ledger.used.contains($0) }
+    }
+
+    /// Throws `WeightError.unexpectedKeys` if any key under this prefix was not read.
+    public func checkAllUsed() throws {
+        let unused = unusedKeys()
+        if !unused.isEmpty { throw WeightError.unexpectedKeys(unused) }
+    }
+}
