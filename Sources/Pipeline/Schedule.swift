@@ -20,6 +20,7 @@ public func timestepSchedule(steps: Int, width: Int, height: Int, shift: Bool = 
     let slope = (1.15 - 0.5) / (4096.0 - 256.0)
     let mu = slope * sequenceLength + (0.5 - slope * 256)
     let expMu = Float(exp(mu))
-    for i in t.indices { t[i] = expMu / (expMu + (1 / t[i] - 1)) }
+    // `scalar / tensor` in torch is `tensor.reciprocal() * scalar`: two roundings.
+    for i in t.indices { t[i] = expMu * (1 / (expMu + (1 / t[i] - 1))) }
     return t
 }

@@ -55,13 +55,70 @@ public struct TorchGenerator: Sendable {
         return data
     }
 
+    /// Box–Muller on 16 values with the same float32 operations as torch's AVX2 kernel, whose log
+    /// and sincos are the Cephes polynomial approximations (not libm's), evaluated lane by lane with
+    /// the fused multiply-adds its compiler forms from each multiply followed by an add.
     private static func boxMuller16(_ data: inout [Float], at start: Int) {
+        let twoPi = Float(2 * Double.pi)
         for j in 0..<8 {
             let u1 = 1 - data[start + j], u2 = data[start + j + 8]
-            let radius = (-2 * logf(u1)).squareRoot()
-            let theta = 2 * Float.pi * u2
-            data[start + j] = radius * cosf(theta)
-            data[start + j + 8] = radius * sinf(theta)
+            let radius = (-2 * cephesLog(u1)).squareRoot()
+            let (sine, cosine) = cephesSinCos(twoPi * u2)
+            data[start + j] = radius * cosine
+            data[start + j + 8] = radius * sine
         }
     }
+}
+
+/// Cephes' single-precision natural log for positive normal x.
+func cephesLog(_ value: Float) -> Float {
+    let bits = value.bitPattern
+    var exponent = Float(Int32(bitPattern: bits >> 23) - 0x7f) + 1
+    var x = Float(bitPattern: (bits & ~0x7f80_0000) | 0x3f00_0000)   // mantissa scaled to [0.5, 1)
+    let below = x < 0.707106781186547524
+    let addBack: Float = below ? x : 0
+    x = x - 1
+    if below { exponent = exponent - 1 }
+    x = x + addBack
+    let z = x * x
+    var y: Float = 7.0376836292e-2
+    for p: Float in [-1.1514610310e-1, 1.1676998740e-1, -1.2420140846e-1, 1.4249322787e-1,
+                     -1.6668057665e-1, 2.0000714765e-1, -2.4999993993e-1, 3.3333331174e-1] {
+        y = fmaf(y, x, p)
+    }
+    // Where a sum has two products, the compiler fuses the first one in program order.
+    y = fmaf(y * x, z, exponent * -2.12194440e-4)
+    y = fmaf(-z, 0.5, y)
+    x = x + y
+    x = fmaf(exponent, 0.693359375, x)
+    return x
+}
+
+/// Cephes' single-precision sine and cosine (range reduction by π/4 in three parts), as above.
+func cephesSinCos(_ value: Float) -> (sin: Float, cos: Float) {
+    var x = abs(value)
+    var octant = Int32(x * 1.27323954473516)   // 4/π, truncated
+    octant = (octant + 1) & ~1
+    let y = Float(octant)
+    let sinSignFlip = (octant & 4) != 0
+    let usePolynomialForSin = (octant & 2) == 0
+    let cosSignFlip = (~(octant - 2) & 4) != 0
+    x = fmaf(y, -0.78515625, x)
+    x = fmaf(y, -2.4187564849853515625e-4, x)
+    x = fmaf(y, -3.77489497744594108e-8, x)
+    let z = x * x
+    var c: Float = 2.443315711809948e-5
+    c = fmaf(c, z, -1.388731625493765e-3)
+    c = fmaf(c, z, 4.166664568298827e-2)
+    c = fmaf(c * z, z, -(z * 0.5))
+    c = c + 1
+    var s: Float = -1.9515295891e-4
+    s = fmaf(s, z, 8.3321608736e-3)
+    s = fmaf(s, z, -1.6666654611e-1)
+    s = fmaf(s * z, x, x)
+    var sine = usePolynomialForSin ? s : c
+    var cosine = usePolynomialForSin ? c : s
+    if (value.sign == .minus) != sinSignFlip { sine = -sine }
+    if cosSignFlip { cosine = -cosine }
+    return (sine, cosine)
 }
