@@ -47,6 +47,12 @@ public struct ImageInfo: Equatable, Sendable {
     public let width: Int
     public let height: Int
 
+    public init(format: ImageFormat, width: Int, height: Int) {
+        self.format = format
+        self.width = width
+        self.height = height
+    }
+
     /// Reads the signature and the dimensions: the PNG IHDR chunk, the JPEG SOF marker, the WebP
     /// canvas (libwebp's header parser).
     public init(data: Data) throws {
