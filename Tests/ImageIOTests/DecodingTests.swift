@@ -89,11 +89,62 @@ final class DecodingTests: XCTestCase {
         XCTAssertEqual(try ImageFile.read(misnamed), try ImageFile.read(Fixtures.url("decode/jpeg_444.jpg")))
     }
 
+    func testOutputFormatFromFileExtension() {
+        XCTAssertEqual(["out.PNG", "a.jpg", "b.jpeg", "c.webp"].map { ImageFormat(fileExtension: URL(fileURLWithPath: $0).pathExtension) },
+                       [.png, .jpeg, .jpeg, .webp])
+        XCTAssertNil(ImageFormat(fileExtension: "gif"))
+    }
+
     func testReferenceDoesNotRotateButWeDoByDefault() throws {
         let file = Fixtures.url("decode/jpeg_orientation6.jpg")  // stored 24x16, shown 16x24
         let stored = try ImageFile.read(file, options: ImageDecodingOptions(applyEXIFOrientation: false))
         let shown = try ImageFile.read(file)
         XCTAssertEqual([stored.width, stored.height, shown.width, shown.height], [24, 16, 16, 24])
         XCTAssertEqual(stored.oriented(.rotated90Clockwise), shown)
+    }
+}
+
+final class DamagedFileTests: XCTestCase {
+    /// Every decode fixture cut short at nine points and with bytes overwritten at random: each
+    /// attempt decodes (damage libjpeg and libpng tolerate, as Pillow does) or throws an
+    /// ImageError — never crashes, never returns a malformed image.
+    func testDamagedFilesNeverCrash() throws {
+        var generator = SplitMix64(seed: 3407)
+        var outcomes = (decoded: 0, refused: 0)
+        for entry in Fixtures.cases("decode") {
+            let original = try [UInt8](Fixtures.data(try XCTUnwrap(entry["file"] as? String)))
+            var variants = (1...9).map { Array(original.prefix(original.count * $0 / 10)) }
+            for _ in 0..<10 {
+                var damaged = original
+                for _ in 0..<4 {
+                    damaged[Int(generator.next() % UInt64(damaged.count))] = UInt8(truncatingIfNeeded: generator.next())
+                }
+                variants.append(damaged)
+            }
+            for variant in variants {
+                do {
+                    let image = try ImageFile.decode(Data(variant))
+                    XCTAssertEqual(image.pixels.count, image.width * image.height * 3)
+                    outcomes.decoded += 1
+                } catch is ImageError {
+                    outcomes.refused += 1
+                }
+            }
+        }
+        print("damaged files: \(outcomes.decoded) decoded, \(outcomes.refused) refused with an ImageError")
+        XCTAssertGreaterThan(outcomes.refused, 300)
+    }
+}
+
+/// A small deterministic generator for test data.
+struct SplitMix64: RandomNumberGenerator {
+    private var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }

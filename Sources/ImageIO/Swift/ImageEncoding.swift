@@ -21,14 +21,6 @@ public enum ImageEncoding: Equatable, Sendable {
     case jpeg(quality: Int = 95)
     /// Quality 0...100 for lossy; `lossless` ignores it (libwebp's simple API).
     case webp(quality: Int = 90, lossless: Bool = false)
-
-    public var format: ImageFormat {
-        switch self {
-        case .png: .png
-        case .jpeg: .jpeg
-        case .webp: .webp
-        }
-    }
 }
 
 extension ImageFile {

@@ -10,8 +10,9 @@ public struct RGBImage: Equatable, Sendable {
 
     public init(width: Int, height: Int, pixels: [UInt8]) throws {
         guard width > 0, height > 0 else { throw ImageError.emptyImage(width: width, height: height) }
-        let (count, overflow) = width.multipliedReportingOverflow(by: height * Self.channels)
-        guard !overflow, pixels.count == count else {
+        let (area, areaOverflow) = width.multipliedReportingOverflow(by: height)
+        let (count, countOverflow) = area.multipliedReportingOverflow(by: Self.channels)
+        guard !areaOverflow, !countOverflow, pixels.count == count else {
             throw ImageError.pixelCountMismatch(width: width, height: height, count: pixels.count)
         }
         self.width = width
@@ -36,12 +37,6 @@ public struct RGBImage: Equatable, Sendable {
             pixels[index + 2] = blue
         }
         self.init(validWidth: width, height: height, pixels: pixels)
-    }
-
-    /// The (R, G, B) sample at column `x`, row `y`.
-    public subscript(x: Int, y: Int) -> (UInt8, UInt8, UInt8) {
-        let index = (y * width + x) * Self.channels
-        return (pixels[index], pixels[index + 1], pixels[index + 2])
     }
 
     /// The rectangle `[left, left + width) x [top, top + height)`, as Pillow's `crop` inside the image.
