@@ -42,7 +42,10 @@ let package = Package(
         .target(name: "Autoencoder", dependencies: ["Layers"], path: "Sources/Models/Autoencoder", swiftSettings: optimize),
 
         .target(name: "Tokenizers", swiftSettings: optimize),
-        .target(name: "ImageIO", dependencies: ["CPNG", "CJPEG", "CWebP"], swiftSettings: optimize),
+        // libpng/libjpeg report errors by longjmp; CImageShims keeps those jumps inside C frames.
+        .target(name: "CImageShims", dependencies: ["CPNG", "CJPEG"], path: "Sources/ImageIO/CImageShims"),
+        .target(name: "ImageIO", dependencies: ["CImageShims", "CWebP"], path: "Sources/ImageIO/Swift",
+                swiftSettings: optimize),
 
         .target(name: "Pipeline", dependencies: [
             "TensorEngine", "WeightFiles", "FluxDiT", "TextEncoders", "StyleEncoder", "Autoencoder",
