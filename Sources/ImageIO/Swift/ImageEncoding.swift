@@ -170,7 +170,7 @@ extension ImageFile {
     }
 
     /// Writes `data` to a temporary sibling of `url`, flushes it and renames it into place.
-    static func writeAtomically(_ data: Data, to url: URL) throws {
+    public static func writeAtomically(_ data: Data, to url: URL) throws {
         let directory = url.deletingLastPathComponent()
         let temporary = directory.appendingPathComponent(".\(url.lastPathComponent).\(UUID().uuidString).partial")
         let fail = { (reason: String) -> ImageError in

@@ -1,0 +1,49 @@
+import Foundation
+import ImageIO
+
+/// Saves results as the CLI and the server both do: a PNG with the run's parameters in its text
+/// chunks and the reference's config JSON beside it, each written to a temporary name and renamed.
+public struct OutputWriter: Sendable {
+    public let directory: URL
+
+    /// `outputs/YYYY-MM-DD/` under `root` (local date).
+    public static func dated(root: URL = URL(fileURLWithPath: "outputs"), date: Date = Date()) -> OutputWriter {
+        let formatter = DateFormatter()
+        formatter.dateFormat = "yyyy-MM-dd"
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        return OutputWriter(directory: root.appendingPathComponent(formatter.string(from: date)))
+    }
+
+    public init(directory: URL) { self.directory = directory }
+
+    /// A file stem not yet used in the folder: `0001-3407`, `0002-3408`, …
+    public func nextStem(seed: UInt64) throws -> String {
+        try createDirectory()
+        let existing = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+        let highest = existing.compactMap { name -> Int? in Int(name.prefix(while: { $0.isNumber })) }.max() ?? 0
+        return String(format: "%04d-%llu", highest + 1, seed)
+    }
+
+    /// Writes `stem.png` and `stem.json`; returns the PNG's URL.
+    @discardableResult
+    public func write(_ result: GenerationResult, record: RunRecord, stem: String) throws -> URL {
+        try createDirectory()
+        let png = directory.appendingPathComponent(stem + ".png"), json = directory.appendingPathComponent(stem + ".json")
+        let text = record.pngMetadata(seedUsed: result.request.seed, software: "uso").map { PNGTextEntry(key: $0.key, text: $0.value) }
+        do {
+            try ImageFile.write(result.image, to: png, as: .png(text: text))
+            try ImageFile.writeAtomically(Data(record.referenceConfigJSON.utf8), to: json)
+        } catch {
+            throw GenerationError.outputNotWritable(path: directory.path, reason: "\(error)")
+        }
+        return png
+    }
+
+    private func createDirectory() throws {
+        do {
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        } catch {
+            throw GenerationError.outputNotWritable(path: directory.path, reason: error.localizedDescription)
+        }
+    }
+}
