@@ -55,11 +55,17 @@ enum CLIPTextCleanup {
 
     private static func startsWithIgnoringASCIICase(_ text: ArraySlice<Unicode.Scalar>, _ literal: [Unicode.Scalar]) -> Bool {
         guard text.count >= literal.count else { return false }
-        return zip(text, literal).allSatisfy { asciiLowercased($0) == $1 }
+        return zip(text, literal).allSatisfy { caseFolded($0) == $1 }
     }
 
-    private static func asciiLowercased(_ scalar: Unicode.Scalar) -> Unicode.Scalar {
-        (0x41...0x5A).contains(scalar.value) ? Unicode.Scalar(scalar.value + 0x20)! : scalar
+    /// Simple case folding, as far as it reaches the literals' ASCII letters: A-Z, and the long s `ſ`,
+    /// which the `regex` module matches to `s` (so `'ſ` is a contraction match, as in the reference).
+    private static func caseFolded(_ scalar: Unicode.Scalar) -> Unicode.Scalar {
+        switch scalar.value {
+        case 0x41...0x5A: Unicode.Scalar(scalar.value + 0x20)!
+        case 0x017F: "s"
+        default: scalar
+        }
     }
 
     // MARK: Python's str.lower()
