@@ -9,10 +9,10 @@ struct PrecompiledCharsmap {
     /// Layout: little-endian UInt32 trie size in bytes, the trie's units, then the replacement strings.
     init(_ blob: ArraySlice<UInt8>) throws {
         let bytes = Array(blob)
-        guard bytes.count >= 4 else { throw ProtobufError(reason: "precompiled charsmap shorter than its header") }
+        guard bytes.count >= 4 else { throw ModelFileError(reason: "precompiled charsmap shorter than its header") }
         let trieSize = Int(bytes[0]) | Int(bytes[1]) << 8 | Int(bytes[2]) << 16 | Int(bytes[3]) << 24
         guard trieSize % 4 == 0, trieSize >= 4, trieSize < bytes.count - 4 else {
-            throw ProtobufError(reason: "precompiled charsmap trie size \(trieSize) does not fit its \(bytes.count) bytes")
+            throw ModelFileError(reason: "precompiled charsmap trie size \(trieSize) does not fit its \(bytes.count) bytes")
         }
         units = stride(from: 4, to: 4 + trieSize, by: 4).map {
             UInt32(bytes[$0]) | UInt32(bytes[$0 + 1]) << 8 | UInt32(bytes[$0 + 2]) << 16 | UInt32(bytes[$0 + 3]) << 24

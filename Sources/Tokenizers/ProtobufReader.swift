@@ -1,6 +1,7 @@
 // The few protobuf wire-format reads that SentencePiece's ModelProto needs (no code generation).
 
-struct ProtobufError: Error {
+/// A tokenizer model file (protobuf or charsmap) that cannot be decoded; reported as TokenizerError.malformed.
+struct ModelFileError: Error {
     let reason: String
 }
 
@@ -23,7 +24,7 @@ struct ProtobufReader {
         guard position < bytes.endIndex else { return nil }
         let key = try varint()
         guard let wireType = WireType(rawValue: key & 7), key >> 3 > 0 else {
-            throw ProtobufError(reason: "invalid field key \(key) at byte \(position - bytes.startIndex)")
+            throw ModelFileError(reason: "invalid field key \(key) at byte \(position - bytes.startIndex)")
         }
         return (Int(key >> 3), wireType)
     }
@@ -31,13 +32,13 @@ struct ProtobufReader {
     mutating func varint() throws -> UInt64 {
         var value: UInt64 = 0
         for shift in stride(from: 0, to: 64, by: 7) {
-            guard position < bytes.endIndex else { throw ProtobufError(reason: "truncated varint") }
+            guard position < bytes.endIndex else { throw ModelFileError(reason: "truncated varint") }
             let byte = bytes[position]
             position += 1
             value |= UInt64(byte & 0x7F) << UInt64(shift)
             if byte & 0x80 == 0 { return value }
         }
-        throw ProtobufError(reason: "varint longer than 10 bytes")
+        throw ModelFileError(reason: "varint longer than 10 bytes")
     }
 
     mutating func float() throws -> Float {
@@ -49,7 +50,7 @@ struct ProtobufReader {
     mutating func lengthDelimited() throws -> ArraySlice<UInt8> {
         let length = try varint()
         guard length <= UInt64(bytes.endIndex - position) else {
-            throw ProtobufError(reason: "a field of \(length) bytes runs past the end of its message")
+            throw ModelFileError(reason: "a field of \(length) bytes runs past the end of its message")
         }
         return try take(Int(length))
     }
@@ -60,19 +61,19 @@ struct ProtobufReader {
         case .fixed64: _ = try take(8)
         case .lengthDelimited: _ = try lengthDelimited()
         case .fixed32: _ = try take(4)
-        case .startGroup, .endGroup: throw ProtobufError(reason: "groups are not used by this format")
+        case .startGroup, .endGroup: throw ModelFileError(reason: "groups are not used by this format")
         }
     }
 
     /// Fails unless a field arrived with the wire type its schema gives it.
     static func require(_ expected: WireType, for field: (number: Int, wireType: WireType)) throws {
         guard field.wireType == expected else {
-            throw ProtobufError(reason: "field \(field.number) has wire type \(field.wireType), expected \(expected)")
+            throw ModelFileError(reason: "field \(field.number) has wire type \(field.wireType), expected \(expected)")
         }
     }
 
     private mutating func take(_ count: Int) throws -> ArraySlice<UInt8> {
-        guard count <= bytes.endIndex - position else { throw ProtobufError(reason: "truncated message") }
+        guard count <= bytes.endIndex - position else { throw ModelFileError(reason: "truncated message") }
         defer { position += count }
         return bytes[position..<position + count]
     }

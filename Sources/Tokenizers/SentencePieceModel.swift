@@ -57,7 +57,7 @@ extension SentencePieceModel {
                 }
             }
             self.init(pieces: pieces, normalization: normalization)
-        } catch let error as ProtobufError {
+        } catch let error as ModelFileError {
             throw TokenizerError.malformed(path: url.path, reason: error.reason)
         }
         try validate(path: url.path)
@@ -73,7 +73,7 @@ extension SentencePieceModel {
             case 1:
                 try ProtobufReader.require(.lengthDelimited, for: field)
                 guard let decoded = String(bytes: try reader.lengthDelimited(), encoding: .utf8) else {
-                    throw ProtobufError(reason: "piece \(index) is not UTF-8")
+                    throw ModelFileError(reason: "piece \(index) is not UTF-8")
                 }
                 text = decoded
             case 2:
@@ -82,13 +82,13 @@ extension SentencePieceModel {
             case 3:
                 try ProtobufReader.require(.varint, for: field)
                 let raw = try reader.varint()
-                guard let decoded = PieceKind(rawValue: raw) else { throw ProtobufError(reason: "piece \(index) has unknown type \(raw)") }
+                guard let decoded = PieceKind(rawValue: raw) else { throw ModelFileError(reason: "piece \(index) has unknown type \(raw)") }
                 kind = decoded
             default:
                 try reader.skip(field.wireType)
             }
         }
-        guard let text else { throw ProtobufError(reason: "piece \(index) has no text") }
+        guard let text else { throw ModelFileError(reason: "piece \(index) has no text") }
         return Piece(text: text, score: score, kind: kind)
     }
 
@@ -185,7 +185,7 @@ extension SentencePieceModel {
                 guard let encoded = normalizer["precompiled_charsmap"] as? String, let blob = Data(base64Encoded: encoded) else {
                     throw malformed("the Precompiled normalizer's charsmap is not base64")
                 }
-                do { normalization.charsmap = try PrecompiledCharsmap([UInt8](blob)[...]) } catch let error as ProtobufError {
+                do { normalization.charsmap = try PrecompiledCharsmap([UInt8](blob)[...]) } catch let error as ModelFileError {
                     throw malformed(error.reason)
                 }
             case "Replace" where ((normalizer["pattern"] as? [String: Any])?["Regex"] as? String) == " {2,}":
