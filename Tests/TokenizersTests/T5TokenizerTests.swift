@@ -81,7 +81,8 @@ final class T5TokenizerTests: XCTestCase {
 
     func testTruncatedOrGarbageModelIsMalformed() throws {
         let real = try Data(contentsOf: TokenizerFixtures.url("small-t5/spiece.model"))
-        for data in [real.prefix(real.count / 2), real.prefix(7), Data((0..<4000).map { UInt8(truncatingIfNeeded: $0 &* 2654435761 >> 7) })] {
+        // Cut inside the last field and inside the first piece, and bytes that are no protobuf.
+        for data in [real.prefix(real.count - 1), real.prefix(7), Data((0..<4000).map { UInt8(truncatingIfNeeded: $0 &* 2654435761 >> 7) })] {
             let file = try temporaryFolder().appendingPathComponent("spiece.model")
             try data.write(to: file)
             XCTAssertThrowsError(try T5Tokenizer(sentencePieceModel: file)) {
