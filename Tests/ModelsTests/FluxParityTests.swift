@@ -152,3 +152,39 @@ final class FluxParityTests: XCTestCase {
         XCTAssertGreaterThan(Agreement(first, second).relativeMaxAbs, 1e-2, "the timestep must matter")
     }
 }
+
+final class FluxStepBenchmarkTests: XCTestCase {
+    func testBenchmarkCountsTokensAndFLOPsOfTheTinyModel() throws {
+        let dit = try FluxDiT(weights: try FluxFixtures.dit(), lora: try FluxFixtures.lora(),
+                              options: FluxLoadOptions(precision: .bf16, loraMode: .runtime))
+        let scenario = FluxStepBenchmark.Scenario(width: 64, height: 48, referenceWidth: 32, referenceHeight: 32,
+                                                  styleImages: 1, styleTokensPerImage: 3, textTokens: 5)
+        let result = try FluxStepBenchmark.run(dit, scenario: scenario)
+        print("[flux] \(result)")
+        XCTAssertEqual(result.sequenceLength, 3 + 5 + 4 * 3 + 2 * 2)
+        XCTAssertGreaterThan(result.stepSeconds, 0)
+        XCTAssertLessThanOrEqual(result.doubleBlockSeconds + result.singleBlockSeconds, result.stepSeconds)
+        XCTAssertGreaterThan(result.peakResidentBytes, 0)
+        // 2 double + 2 single blocks over N = 24 tokens, hidden 64, MLP 256, rank-4 LoRA.
+        let n = 24.0, h = 64.0, mlp = 256.0, r = 4.0
+        let attention = 4 * n * n * h
+        let expected = 2 * (2 * n * (3 * h * h + h * h + 2 * h * mlp) + attention)
+            + 2 * (2 * n * (h * (3 * h + mlp) + (h + mlp) * h) + attention)
+            + 2 * 2 * n * r * (4 * h + 2 * h) + 2 * 2 * n * r * (4 * h + h + mlp + h)
+            + 2 * 12 * 128 * h
+        XCTAssertEqual(result.stepFLOPs, expected, accuracy: 1)
+    }
+
+    func testFLOPCountMatchesTheSpecForTheFullModel() throws {
+        // Spec §9.3: 1024², 512² content, 1 style, merged LoRA: double linear 25.07 T + attention
+        // 7.92 T, single 50.13 T + 15.84 T over N = 5824.
+        var config = try FluxConfig(detectingFrom: try FluxFixtures.dit())
+        config.hiddenSize = 3072
+        config.mlpHiddenSize = 12288
+        config.doubleBlockCount = 19
+        config.singleBlockCount = 38
+        let flops = FluxStepBenchmark.stepFLOPs(config: config, runtimeLoRARank: nil, textLength: 704, imageLength: 5120, targetLength: 4096)
+        let imageInAndFinalLayer = 2 * 4096 * 128 * 3072.0
+        XCTAssertEqual((flops - imageInAndFinalLayer) / 1e12, 25.07 + 7.92 + 50.13 + 15.84, accuracy: 0.02)
+    }
+}

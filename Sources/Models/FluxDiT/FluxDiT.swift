@@ -152,6 +152,11 @@ public struct FluxDiT: Sendable {
     ///   - guidance: the distilled guidance value; required by models that embed it, ignored otherwise
     /// - Returns: `[Ni, outChannels]` in the activation type.
     public func velocity(image: Tensor, timestep: Float, guidance: Float?, context: FluxContext) throws -> Tensor {
+        try velocity(image: image, timestep: timestep, guidance: guidance, context: context, stages: nil)
+    }
+
+    /// `velocity`, adding the time spent in each block stack to `stages` when given.
+    func velocity(image: Tensor, timestep: Float, guidance: Float?, context: FluxContext, stages: StageTimes?) throws -> Tensor {
         let act = numerics.activation
         try checkTokens(image, positions: nil, what: "noisy image tokens")
         guard image.shape[0] == context.imageTokenCount else {
@@ -167,11 +172,15 @@ public struct FluxDiT: Sendable {
         var imageStream = numerics.linear(imageIn, image.converted(to: act))
         if let references = context.referenceStream { imageStream = concat([imageStream, references]) }
         var textStream = context.textStream
+        let doubleStart = ContinuousClock.now
         for block in doubleBlocks {
             (imageStream, textStream) = block(image: imageStream, text: textStream, vec: vec, rope: context.rope)
         }
+        let singleStart = ContinuousClock.now
         var sequence = concat([textStream, imageStream])
         for block in singleBlocks { sequence = block(sequence, vec: vec, rope: context.rope) }
+        stages?.doubleBlocks += doubleStart.duration(to: singleStart)
+        stages?.singleBlocks += singleStart.duration(to: .now)
         // Drop the text stream, then the reference tokens.
         let textCount = textStream.shape[0]
         return finalLayer(sequence.rows(textCount..<(textCount + context.imageTokenCount)), vec: vec)
