@@ -84,11 +84,11 @@ public struct FluxDiT: Sendable {
         let config = try FluxConfig(detectingFrom: weights)
         let lora = try loraSource.map { try USOLoRA($0, config: config, expectedRank: options.expectedLoRARank) }
         let mode = options.resolvedLoRAMode
-        let merged = lora != nil && mode == .merged
+        let runtimeLoRA = mode == .runtime ? lora : nil
+        // Merged weights are F32 in F32 runs (exact comparisons), else they keep the stored type.
         let prepared = PreparedFluxWeights(
-            base: weights, merges: merged ? lora!.mergeTargets(hiddenSize: config.hiddenSize) : [:],
+            base: weights, merges: (mode == .merged ? lora?.mergeTargets(hiddenSize: config.hiddenSize) : nil) ?? [:],
             mergedType: options.precision == .f32 ? .f32 : nil, cast: options.precision.weightCast)
-        let runtimeLoRA = merged ? nil : lora
         let numerics = FluxNumerics(options.precision)
         let reader = WeightReader(prepared)
         let hidden = config.hiddenSize
