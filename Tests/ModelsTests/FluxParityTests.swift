@@ -108,6 +108,27 @@ final class FluxParityTests: XCTestCase {
         XCTAssertGreaterThan(agreement.cosine, 0.99)
     }
 
+    /// The conditioning vector isolates the timestep and guidance embeddings, whose BF16 rounding
+    /// of t and 1000·t (spec §10.1) moves the whole output when missed. F32: the sinusoids of
+    /// arguments up to 1000·t turn a one-ulp difference between libm's and PyTorch's exp into
+    /// ~1e-5 absolute; measured 5e-6 relative, bound 5e-5. BF16/FP8: measured bit-identical.
+    func testConditioningVectorMatchesTorchInEveryPrecision() throws {
+        let cases = try FluxFixtures.cases()
+        let bounds: [(FluxPrecision, Double)] = [(.f32, 5e-5), (.bf16, 1e-2), (.fp8, 1e-2)]
+        for (precision, bound) in bounds {
+            let dit = try FluxDiT(weights: try FluxFixtures.dit(), options: FluxLoadOptions(precision: precision))
+            let context = try dit.prepare(try FluxFixtures.conditioning(cases, mode: .diagonal))
+            let vec = try dit.conditioningVector(timestep: try FluxFixtures.scalar(cases, "input.timestep"),
+                                                 guidance: try FluxFixtures.scalar(cases, "input.guidance"), context: context)
+            XCTAssertAgrees(vec.reshaped([vec.count]), try cases.tensor("\(precision.rawValue).d.vec"),
+                            relative: bound, cosine: 0.9999, "vec \(precision)")
+        }
+        // Guidance 3.5 is embedded as bf16(1000·3.5) = 3504 in BF16 runs (the spec's example).
+        XCTAssertEqual(roundedValue(1000 * roundedValue(3.5, to: .bf16), to: .bf16), 3504)
+        let bf16Embedding = timestepEmbedding(3.5, dim: 256, type: .bf16).converted(to: .f32)
+        XCTAssertEqual(bf16Embedding.toFloats()[1], roundedValue(cosf(3504 * expf(Float(-log(10_000.0)) / 128)), to: .bf16))
+    }
+
     func testPositionsAndRoPETablesMatchTorch() throws {
         let cases = try FluxFixtures.cases()
         let textCount = 13  // 6 style + 7 text tokens

@@ -162,13 +162,7 @@ public struct FluxDiT: Sendable {
         guard image.shape[0] == context.imageTokenCount else {
             throw FluxInputError.positionCount(of: "noisy image tokens", tokens: image.shape[0], positions: context.imageTokenCount)
         }
-        var vec = timeIn(timestepEmbedding(timestep, dim: config.timestepEmbeddingDim, type: act), numerics)
-        if let guidanceIn {
-            guard let guidance else { throw FluxInputError.missingGuidance }
-            vec = vec + guidanceIn(timestepEmbedding(guidance, dim: config.timestepEmbeddingDim, type: act), numerics)
-        }
-        vec = vec + context.pooledEmbedding
-
+        let vec = try conditioningVector(timestep: timestep, guidance: guidance, context: context)
         var imageStream = numerics.linear(imageIn, image.converted(to: act))
         if let references = context.referenceStream { imageStream = concat([imageStream, references]) }
         var textStream = context.textStream
@@ -184,6 +178,18 @@ public struct FluxDiT: Sendable {
         // Drop the text stream, then the reference tokens.
         let textCount = textStream.shape[0]
         return finalLayer(sequence.rows(textCount..<(textCount + context.imageTokenCount)), vec: vec)
+    }
+
+    /// `vec = time_in(emb(t)) + guidance_in(emb(g)) + vector_in(y)`, summed in that order.
+    // -> [1, hidden]
+    func conditioningVector(timestep: Float, guidance: Float?, context: FluxContext) throws -> Tensor {
+        let act = numerics.activation
+        var vec = timeIn(timestepEmbedding(timestep, dim: config.timestepEmbeddingDim, type: act), numerics)
+        if let guidanceIn {
+            guard let guidance else { throw FluxInputError.missingGuidance }
+            vec = vec + guidanceIn(timestepEmbedding(guidance, dim: config.timestepEmbeddingDim, type: act), numerics)
+        }
+        return vec + context.pooledEmbedding
     }
 
     /// One full call: `prepare` then `velocity` (for single evaluations; a sampler prepares once).
