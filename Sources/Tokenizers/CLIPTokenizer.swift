@@ -139,3 +139,16 @@ public final class CLIPTokenizer: TextTokenizer, @unchecked Sendable {
         return vocabulary
     }
 }
+
+extension CLIPTokenizer {
+    /// A byte-level piece as readable text: its symbols mapped back to bytes and decoded as UTF-8
+    /// (`ðŁĺĢ</w>` → `😀·`), with the end-of-word marker shown as `·`.
+    public static func readable(piece: String) -> String {
+        let symbolToByte = Dictionary(uniqueKeysWithValues: byteLevelAlphabet.map { ($0.symbol, $0.byte) })
+        var word = piece, suffix = ""
+        if word.hasSuffix("</w>") { word.removeLast(4); suffix = "·" }
+        let bytes = word.compactMap { symbolToByte[$0] }
+        guard bytes.count == word.count else { return piece }
+        return String(decoding: bytes, as: UTF8.self) + suffix
+    }
+}
