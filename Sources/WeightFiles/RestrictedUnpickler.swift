@@ -11,14 +11,61 @@ struct RestrictedUnpickler {
     private var stack: [PickleValue] = []
     private var marks: [Int] = []
     private var memo: [Int: PickleValue] = [:]
+    /// Every container built, so they can be emptied one by one afterwards: releasing a deeply
+    /// nested value (a hostile pickle nests a million tuples in a million bytes) would otherwise
+    /// recurse once per level and overflow the stack.
+    private var containers: [PickleContainer] = []
 
-    init(bytes: [UInt8], path: String) {
+    /// Nested dictionaries are flattened with dotted keys down to this depth.
+    static let maximumNesting = 8
+
+    /// The tensors of a pickled state dict, with nested dictionaries flattened to dotted keys.
+    /// Values that are not tensors (a version number, say) are not weights and are left out.
+    static func stateDictTensors(pickle: [UInt8], path: String) throws -> [(key: String, reference: TensorReference)] {
+        var unpickler = RestrictedUnpickler(bytes: pickle, path: path)
+        defer { unpickler.containers.forEach { $0.removeContents() } }
+        var tensors: [(key: String, reference: TensorReference)] = []
+        var visited = Set<ObjectIdentifier>()
+        try collectTensors(try unpickler.load(), prefix: "", depth: 0, path: path, visited: &visited, into: &tensors)
+        return tensors
+    }
+
+    private init(bytes: [UInt8], path: String) {
         self.bytes = bytes
         self.path = path
     }
 
+    /// `visited` refuses a dictionary met twice: a state dict is a tree, and a pickle whose
+    /// dictionaries refer to each other could otherwise make this walk endless.
+    private static func collectTensors(_ value: PickleValue, prefix: String, depth: Int, path: String, visited: inout Set<ObjectIdentifier>,
+                                       into tensors: inout [(key: String, reference: TensorReference)]) throws {
+        guard case .dict(let dictionary) = value else {
+            throw WeightError.malformedHeader(path: path, reason: "the pickle holds \(value.kindName), not a state dict")
+        }
+        guard visited.insert(ObjectIdentifier(dictionary)).inserted else {
+            throw WeightError.malformedHeader(path: path, reason: "the dictionary under '\(prefix)' appears twice; a state dict is a tree")
+        }
+        guard depth < maximumNesting else {
+            throw WeightError.malformedHeader(path: path, reason: "dictionaries are nested more than \(maximumNesting) deep under '\(prefix)'")
+        }
+        for (name, item) in dictionary.items {
+            let component: String
+            switch name {
+            case .string(let text): component = text
+            case .int(let number): component = String(number)
+            default: throw WeightError.malformedHeader(path: path, reason: "a key under '\(prefix)' is \(name.kindName), not a name")
+            }
+            let key = prefix.isEmpty ? component : prefix + "." + component
+            switch item {
+            case .tensor(let reference): tensors.append((key, reference))
+            case .dict: try collectTensors(item, prefix: key, depth: depth + 1, path: path, visited: &visited, into: &tensors)
+            default: continue
+            }
+        }
+    }
+
     /// The pickled object.
-    mutating func load() throws -> PickleValue {
+    private mutating func load() throws -> PickleValue {
         while true {
             let opcodeOffset = position
             let opcode = try readByte()
@@ -32,12 +79,12 @@ struct RestrictedUnpickler {
                 guard stack.count == 1, marks.isEmpty else { throw malformed("the pickle stops with \(stack.count) values on its stack") }
                 return stack[0]
             case UInt8(ascii: "("): marks.append(stack.count)  // MARK
-            case UInt8(ascii: "}"): stack.append(.dict(PickleDict()))  // EMPTY_DICT
-            case UInt8(ascii: "]"): stack.append(.list(PickleList()))  // EMPTY_LIST
-            case UInt8(ascii: ")"): stack.append(.tuple([]))  // EMPTY_TUPLE
-            case UInt8(ascii: "t"): stack.append(.tuple(try popToMark()))  // TUPLE
+            case UInt8(ascii: "}"): stack.append(.dict(remember(PickleDict())))  // EMPTY_DICT
+            case UInt8(ascii: "]"): stack.append(.list(remember(PickleSequence([]))))  // EMPTY_LIST
+            case UInt8(ascii: ")"): stack.append(.tuple(remember(PickleSequence([]))))  // EMPTY_TUPLE
+            case UInt8(ascii: "t"): stack.append(.tuple(remember(PickleSequence(try popToMark()))))  // TUPLE
             case 0x85, 0x86, 0x87:  // TUPLE1, TUPLE2, TUPLE3
-                stack.append(.tuple(try pop(count: Int(opcode - 0x84))))
+                stack.append(.tuple(remember(PickleSequence(try pop(count: Int(opcode - 0x84))))))
             case UInt8(ascii: "X"): stack.append(.string(try readString(length: Int(try readInteger(UInt32.self)))))  // BINUNICODE
             case 0x8c: stack.append(.string(try readString(length: Int(try readByte()))))  // SHORT_BINUNICODE
             case 0x8d:  // BINUNICODE8
@@ -86,7 +133,7 @@ struct RestrictedUnpickler {
                 guard case .global(let callable) = pair[0], case .tuple(let arguments) = pair[1] else {
                     throw malformed("REDUCE without a callable and an argument tuple")
                 }
-                stack.append(try call(callable, arguments))
+                stack.append(try call(callable, arguments.items))
             case UInt8(ascii: "b"):  // BUILD: sets attributes, such as a state dict's `_metadata`, which loading ignores
                 let state = try pop()
                 guard case .dict = try top(), case .dict = state else {
@@ -125,11 +172,11 @@ struct RestrictedUnpickler {
         return TrustedGlobal(kind: kind, qualifiedName: qualifiedName)
     }
 
-    private func call(_ callable: TrustedGlobal, _ arguments: [PickleValue]) throws -> PickleValue {
+    private mutating func call(_ callable: TrustedGlobal, _ arguments: [PickleValue]) throws -> PickleValue {
         switch callable.kind {
         case .orderedDict:
             guard arguments.isEmpty else { throw malformed("OrderedDict is called with arguments") }
-            return .dict(PickleDict())
+            return .dict(remember(PickleDict()))
         case .rebuildTensor(let hasDTypeArgument):
             return .tensor(try rebuildTensor(arguments, hasDTypeArgument: hasDTypeArgument))
         case .rebuildParameter:
@@ -164,7 +211,7 @@ struct RestrictedUnpickler {
 
     /// `('storage', storage_type, key, location, numel)`, as torch's persistent_id writes it.
     private func storage(from persistentID: PickleValue) throws -> PickleValue {
-        guard case .tuple(let fields) = persistentID, fields.count == 5, case .string("storage") = fields[0],
+        guard case .tuple(let tuple) = persistentID, case let fields = tuple.items, fields.count == 5, case .string("storage") = fields[0],
               case .global(let type) = fields[1], case .string(let key) = fields[2], case .int(let count) = fields[4]
         else { throw malformed("a persistent id is not ('storage', type, key, location, size)") }
         switch type.kind {
@@ -175,6 +222,11 @@ struct RestrictedUnpickler {
     }
 
     // MARK: Stack, memo and input
+
+    private mutating func remember<Container: PickleContainer>(_ container: Container) -> Container {
+        containers.append(container)
+        return container
+    }
 
     private mutating func pop() throws -> PickleValue {
         guard let value = stack.popLast(), stack.count >= (marks.last ?? 0) else { throw malformed("the pickle's stack underflows") }
@@ -203,7 +255,7 @@ struct RestrictedUnpickler {
         return dictionary
     }
 
-    private func topList() throws -> PickleList {
+    private func topList() throws -> PickleSequence {
         guard case .list(let list) = try top() else { throw malformed("APPEND on something that is not a list") }
         return list
     }
@@ -273,15 +325,15 @@ private let forbiddenOpcodeNames: [UInt8: String] = [
 
 // MARK: Values
 
-/// What a state-dict pickle can build. Lists and dictionaries are objects, because the memo shares them.
+/// What a state-dict pickle can build.
 enum PickleValue {
     case none
     case bool(Bool)
     case int(Int)
     case float(Double)
     case string(String)
-    case tuple([PickleValue])
-    case list(PickleList)
+    case tuple(PickleSequence)
+    case list(PickleSequence)
     case dict(PickleDict)
     case global(TrustedGlobal)
     case storage(StorageReference)
@@ -289,9 +341,9 @@ enum PickleValue {
 
     /// The values of a tuple of integers (a size or a stride).
     var integers: [Int]? {
-        guard case .tuple(let items) = self else { return nil }
+        guard case .tuple(let tuple) = self else { return nil }
         var values: [Int] = []
-        for item in items {
+        for item in tuple.items {
             guard case .int(let value) = item else { return nil }
             values.append(value)
         }
@@ -299,12 +351,38 @@ enum PickleValue {
     }
 }
 
-final class PickleList {
-    var items: [PickleValue] = []
+extension PickleValue {
+    /// "a list", "an integer"… for messages about unexpected content.
+    var kindName: String {
+        switch self {
+        case .none: "None"
+        case .bool: "a boolean"
+        case .int: "an integer"
+        case .float: "a float"
+        case .string: "a string"
+        case .tuple: "a tuple"
+        case .list: "a list"
+        case .dict: "a dictionary"
+        case .global(let global): global.qualifiedName
+        case .storage: "a storage"
+        case .tensor: "a tensor"
+        }
+    }
+}
+
+/// A list or tuple, or a dictionary: objects, because the memo shares them.
+protocol PickleContainer: AnyObject {
+    func removeContents()
+}
+
+final class PickleSequence: PickleContainer {
+    var items: [PickleValue]
+    init(_ items: [PickleValue]) { self.items = items }
+    func removeContents() { items = [] }
 }
 
 /// A dictionary in insertion order; a repeated string key replaces the earlier value, as in Python.
-final class PickleDict {
+final class PickleDict: PickleContainer {
     private(set) var items: [(key: PickleValue, value: PickleValue)] = []
     private var indexOfStringKey: [String: Int] = [:]
 
@@ -317,6 +395,11 @@ final class PickleDict {
             indexOfStringKey[name] = items.count
         }
         items.append((key, value))
+    }
+
+    func removeContents() {
+        items = []
+        indexOfStringKey = [:]
     }
 }
 

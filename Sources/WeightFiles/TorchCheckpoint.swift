@@ -10,8 +10,6 @@ public final class TorchCheckpoint: WeightSource, @unchecked Sendable {
 
     /// A state dict's pickle is a few hundred bytes per tensor; anything far larger is not one.
     static let maximumPickleSize = 256 << 20
-    /// Nested dictionaries are flattened with dotted keys down to this depth.
-    static let maximumNesting = 8
 
     public convenience init(path: String) throws {
         try self.init(file: MappedFile(path: path))
@@ -44,11 +42,7 @@ public final class TorchCheckpoint: WeightSource, @unchecked Sendable {
         guard pickleRange.count <= Self.maximumPickleSize else {
             throw WeightError.malformedHeader(path: path, reason: "data.pkl is \(pickleRange.count) bytes, too large for a state dict")
         }
-        var unpickler = RestrictedUnpickler(bytes: file.bytes(pickleRange), path: path)
-        let stateDict = try unpickler.load()
-
-        var tensors: [(key: String, reference: TensorReference)] = []
-        try Self.collectTensors(stateDict, prefix: "", depth: 0, path: path, into: &tensors)
+        let tensors = try RestrictedUnpickler.stateDictTensors(pickle: file.bytes(pickleRange), path: path)
         var entries: [String: (info: TensorInfo, offset: Int)] = [:]
         var skipped: [SkippedTensor] = []
         var seen = Set<String>()
@@ -71,32 +65,6 @@ public final class TorchCheckpoint: WeightSource, @unchecked Sendable {
     public var skippedTensors: [SkippedTensor] { table.skipped }
     public func info(_ key: String) -> TensorInfo? { table.entries[key]?.info }
     public func tensor(_ key: String) throws -> Tensor { try table.tensor(key) }
-
-    /// The tensors of a state dict, with nested dictionaries flattened to dotted keys. Values that
-    /// are not tensors (a version number, say) are not weights and are left out.
-    private static func collectTensors(_ value: PickleValue, prefix: String, depth: Int, path: String,
-                                       into tensors: inout [(key: String, reference: TensorReference)]) throws {
-        guard case .dict(let dictionary) = value else {
-            throw WeightError.malformedHeader(path: path, reason: "the pickle holds \(value.kindName), not a state dict")
-        }
-        guard depth < maximumNesting else {
-            throw WeightError.malformedHeader(path: path, reason: "dictionaries are nested more than \(maximumNesting) deep under '\(prefix)'")
-        }
-        for (name, item) in dictionary.items {
-            let component: String
-            switch name {
-            case .string(let text): component = text
-            case .int(let number): component = String(number)
-            default: throw WeightError.malformedHeader(path: path, reason: "a key under '\(prefix)' is \(name.kindName), not a name")
-            }
-            let key = prefix.isEmpty ? component : prefix + "." + component
-            switch item {
-            case .tensor(let reference): tensors.append((key, reference))
-            case .dict: try collectTensors(item, prefix: key, depth: depth + 1, path: path, into: &tensors)
-            default: continue
-            }
-        }
-    }
 
     /// Where the tensor's bytes lie in the file, after checking that they are a contiguous part of
     /// a stored, complete storage record.
@@ -131,24 +99,5 @@ public final class TorchCheckpoint: WeightSource, @unchecked Sendable {
             throw bad("elements \(tensor.offset)..<\(tensor.offset)+\(size.elements) lie outside its storage '\(recordName)' (\(recordRange.count / max(elementSize, 1)) elements)")
         }
         return (recordRange.lowerBound + start.bytes, size.bytes)
-    }
-}
-
-extension PickleValue {
-    /// "a list", "an integer"… for messages about unexpected content.
-    var kindName: String {
-        switch self {
-        case .none: "None"
-        case .bool: "a boolean"
-        case .int: "an integer"
-        case .float: "a float"
-        case .string: "a string"
-        case .tuple: "a tuple"
-        case .list: "a list"
-        case .dict: "a dictionary"
-        case .global(let global): global.qualifiedName
-        case .storage: "a storage"
-        case .tensor: "a tensor"
-        }
     }
 }

@@ -120,9 +120,25 @@ final class TorchCheckpointTests: XCTestCase {
         XCTAssertGreaterThan(refused, 1000)
     }
 
-    private func unpickle(_ bytes: [UInt8]) throws -> PickleValue {
-        var unpickler = RestrictedUnpickler(bytes: bytes, path: "test.bin")
-        return try unpickler.load()
+    /// Deep nesting, which a million-byte pickle can reach, is released without recursion.
+    func testDeeplyNestedPicklesDoNotOverflowTheStack() {
+        let nestedTuples = PickleBuilder.header + Array(")".utf8) + [UInt8](repeating: 0x85, count: 1_000_000) + Array(".".utf8)
+        assertWeightError(try unpickle(nestedTuples), \.isMalformedHeader, mentions: ["a tuple, not a state dict"])
+        // Each step fetches the innermost list from memo 1, appends a new list to it and memoizes that one.
+        var nestedLists = PickleBuilder.header + Array("]q\u{01}".utf8)
+        for _ in 0..<200_000 { nestedLists += Array("h\u{01}]r".utf8) + [1, 0, 0, 0] + Array("a".utf8) }
+        nestedLists += Array(".".utf8)
+        assertWeightError(try unpickle(nestedLists), \.isMalformedHeader, mentions: ["values on its stack"])
+    }
+
+    func testSelfReferentialDictionaryIsRefused() {
+        // d = {}; d["self"] = d
+        let pickle = PickleBuilder.header + Array("}q\u{00}".utf8) + PickleBuilder.string("self") + Array("h\u{00}s.".utf8)
+        assertWeightError(try unpickle(pickle), \.isMalformedHeader, mentions: ["'self'", "appears twice"])
+    }
+
+    private func unpickle(_ bytes: [UInt8]) throws -> [(key: String, reference: TensorReference)] {
+        try RestrictedUnpickler.stateDictTensors(pickle: bytes, path: "test.bin")
     }
 }
 
