@@ -132,11 +132,15 @@ private struct SafetensorsHeader: Decodable {
                     throw WeightError.badTensorData(path: path, key: name.stringValue, reason: "data_offsets must hold two numbers, found \(entry.dataOffsets.count)")
                 }
                 tensors.append((name.stringValue, entry))
-            } catch let error as DecodingError {
+            } catch let error as WeightError {
+                throw error
+            } catch {
+                // Foundation reports 2.5 or 1e30 where an Int belongs as a parse error, not a DecodingError.
+                let problem = error is DecodingError ? summary(of: error) : "a number is not a 64-bit integer: \(error)"
                 if name.stringValue == "__metadata__" {
-                    throw WeightError.malformedHeader(path: path, reason: "__metadata__ must map strings to strings (\(summary(of: error)))")
+                    throw WeightError.malformedHeader(path: path, reason: "__metadata__ must map strings to strings (\(problem))")
                 }
-                throw WeightError.badTensorData(path: path, key: name.stringValue, reason: "malformed header entry (\(summary(of: error)))")
+                throw WeightError.badTensorData(path: path, key: name.stringValue, reason: "malformed header entry (\(problem))")
             }
         }
     }

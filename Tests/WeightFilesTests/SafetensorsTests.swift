@@ -46,7 +46,8 @@ final class SafetensorsTests: XCTestCase {
         let path = NSTemporaryDirectory() + "uso-huge-\(getpid()).safetensors"
         defer { unlink(path) }
         let elements = 1 << 32
-        let header = Array(#"{"embedding": {"dtype": "BF16", "shape": [1048576, 4096], "data_offsets": [0, \#(2 * elements)]}}  "#.utf8)
+        var header = Array(#"{"embedding": {"dtype": "BF16", "shape": [1048576, 4096], "data_offsets": [0, \#(2 * elements)]}}"#.utf8)
+        header += [UInt8](repeating: UInt8(ascii: " "), count: (8 - header.count % 8) % 8)  // aligned data, as writers pad it
         var prefix = withUnsafeBytes(of: UInt64(header.count).littleEndian) { [UInt8]($0) } + header
         XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data(prefix)))
         XCTAssertEqual(truncate(path, off_t(prefix.count + 2 * elements)), 0)
@@ -72,9 +73,11 @@ final class SafetensorsTests: XCTestCase {
     }
 
     func testTruncatedFile() {
-        // The header survives the cut; the tensors behind it do not.
-        assertWeightError(try SafetensorsFile(path: Fixtures.path("bad/truncated.safetensors")), \.isBadTensorData,
-                          mentions: ["truncated.safetensors", "outside the data"])
+        assertWeightError(try SafetensorsFile(path: Fixtures.path("bad/truncated.safetensors")), \.isMalformedHeader,
+                          mentions: ["truncated.safetensors", "past the end"])
+        // Cut in the data: the last tensor's bytes are missing, and the error names it.
+        assertWeightError(try SafetensorsFile(path: Fixtures.path("bad/truncated_data.safetensors")), \.isBadTensorData,
+                          mentions: ["truncated_data.safetensors", "outside the data"])
     }
 
     func testHeaderLengthBeyondTheFile() {

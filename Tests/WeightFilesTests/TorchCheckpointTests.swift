@@ -190,7 +190,10 @@ enum SparseZipWriter {
             let size: Int
             switch content { case .bytes(let bytes): size = bytes.count; case .hole(let count): size = count }
             let nameBytes = Array(name.utf8)
-            let localExtra = le(UInt16(1)) + le(UInt16(16)) + le(UInt64(size)) + le(UInt64(size))
+            // A zip64 field with the sizes, then padding so the data starts 64-byte aligned, as torch writes it.
+            var localExtra = le(UInt16(1)) + le(UInt16(16)) + le(UInt64(size)) + le(UInt64(size))
+            let padding = (64 - (offset + 30 + nameBytes.count + localExtra.count + 4) % 64) % 64
+            localExtra += le(UInt16(0x4246)) + le(UInt16(padding)) + [UInt8](repeating: 0, count: padding)
             let local = le(UInt32(0x0403_4b50)) + le(UInt16(45)) + le(UInt16(0)) + le(UInt16(0)) + le(UInt32(0)) + le(UInt32(0))
                 + le(UInt32.max) + le(UInt32.max) + le(UInt16(nameBytes.count)) + le(UInt16(localExtra.count)) + nameBytes + localExtra
             try handle.seek(toOffset: UInt64(offset))
