@@ -14,7 +14,7 @@ struct Inspect: ParsableCommand {
             position ids, for example) are listed as "skipped".
             """)
 
-    @Argument(help: "Weight files or model folders.", completion: .file())
+    @Argument(help: ArgumentHelp("Weight files or model folders.", valueName: "file"), completion: .file())
     var files: [String]
 
     @Flag(help: "Print JSON instead of a table.")

@@ -125,7 +125,7 @@ final class SafetensorsTests: XCTestCase {
         defer { unlink(path) }
         var generator = SplitMix64(seed: 7)
         var outcomes = (loaded: 0, refused: 0)
-        for _ in 0..<300 {
+        for _ in 0..<200 {
             var mutated = original
             for _ in 0..<1 + Int(generator.next() % 4) {
                 let position = 8 + Int(generator.next() % UInt64(headerEnd - 8))
@@ -140,7 +140,7 @@ final class SafetensorsTests: XCTestCase {
                 outcomes.refused += 1
             }
         }
-        XCTAssertGreaterThan(outcomes.refused, 100, "most corruptions must be caught")
+        XCTAssertGreaterThan(outcomes.refused, 60, "corrupted headers are refused, not loaded blindly")
     }
 }
 
