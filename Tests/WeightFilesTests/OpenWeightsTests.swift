@@ -56,3 +56,18 @@ final class OpenWeightsTests: XCTestCase {
         }
     }
 }
+
+final class WeightInventoryTests: XCTestCase {
+    func testInventoryCountsEveryTensorOnce() throws {
+        let inventory = WeightInventory(try openWeights(path: Fixtures.path("good/state_dict.bin")))
+        let expected = try XCTUnwrap(Fixtures.expected["good/state_dict.bin"])
+        XCTAssertEqual(inventory.format, "PyTorch checkpoint")
+        XCTAssertEqual(inventory.tensors.map(\.name), (Array(expected.tensors.keys) + Array(expected.skipped.keys)).sorted())
+        let expectedBytes = expected.tensors.values.reduce(0) { $0 + $1.hex.count / 2 } + 5 * 8  // + int64 position ids
+        XCTAssertEqual(inventory.byteCount, expectedBytes)
+        XCTAssertEqual(inventory.parameterCount, expected.tensors.values.reduce(0) { $0 + $1.shape.reduce(1, *) } + 5)
+        XCTAssertEqual(inventory.tensors.first { $0.name == "position_ids" },
+                       WeightInventory.Entry(name: "position_ids", dtype: "int64", shape: [1, 5], parameters: 5, bytes: 40, loadable: false))
+        XCTAssertEqual(WeightInventory(try openWeights(path: Fixtures.path("good/sharded"))).format, "sharded set of 2 files")
+    }
+}
