@@ -12,18 +12,20 @@ public final class MappedFile: @unchecked Sendable {
 
     public init(path: String) throws {
         self.path = path
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else {
+        // Checked before opening: opening a FIFO would block.
+        var info = stat()
+        guard stat(path, &info) == 0 else {
             if errno == ENOENT { throw WeightError.fileNotFound(path: path) }
             throw WeightError.unreadable(path: path, reason: String(cString: strerror(errno)))
         }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else { throw WeightError.unreadable(path: path, reason: String(cString: strerror(errno))) }
         guard info.st_mode & S_IFMT == S_IFREG else {
             let kind = info.st_mode & S_IFMT == S_IFDIR ? "a folder" : "not a regular file"
             throw WeightError.unreadable(path: path, reason: "it is \(kind), expected a weight file")
         }
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { throw WeightError.unreadable(path: path, reason: String(cString: strerror(errno))) }
+        defer { close(fd) }
+        guard fstat(fd, &info) == 0 else { throw WeightError.unreadable(path: path, reason: String(cString: strerror(errno))) }
         byteCount = Int(info.st_size)
         guard byteCount > 0 else { throw WeightError.malformedHeader(path: path, reason: "the file is empty") }
         guard let mapped = mmap(nil, byteCount, PROT_READ, MAP_PRIVATE, fd, 0), mapped != MAP_FAILED else {

@@ -62,9 +62,13 @@ final class SafetensorsTests: XCTestCase {
 
     // MARK: Bad input
 
-    func testMissingFileAndFolder() {
+    func testMissingFileFolderAndFIFO() {
         assertWeightError(try SafetensorsFile(path: Fixtures.path("bad/absent.safetensors")), \.isFileNotFound, mentions: ["absent.safetensors"])
         assertWeightError(try SafetensorsFile(path: Fixtures.path("good/sharded")), \.isUnreadable, mentions: ["sharded", "folder"])
+        let fifo = NSTemporaryDirectory() + "uso-fifo-\(getpid())"
+        XCTAssertEqual(mkfifo(fifo, 0o600), 0)
+        defer { unlink(fifo) }
+        assertWeightError(try SafetensorsFile(path: fifo), \.isUnreadable, mentions: ["not a regular file"])
     }
 
     func testEmptyAndShortFiles() {
