@@ -7,6 +7,23 @@ public struct TensorInfo: Sendable, Equatable {
     public init(dtype: DType, shape: [Int]) { self.dtype = dtype; self.shape = shape }
 }
 
+/// A tensor stored in an element type uso does not compute with (int64 position ids, f64, bool).
+/// Sources list it so tools can show it, but it is not among `keys`: models never need one.
+public struct SkippedTensor: Sendable, Equatable {
+    public let key: String
+    /// The file's own name for the element type: `I64` in safetensors, `int64` in PyTorch files.
+    public let storedType: String
+    public let shape: [Int]
+    public let byteCount: Int
+
+    public init(key: String, storedType: String, shape: [Int], byteCount: Int) {
+        self.key = key
+        self.storedType = storedType
+        self.shape = shape
+        self.byteCount = byteCount
+    }
+}
+
 /// A set of named tensors on disk (one safetensors file, a sharded set, a PyTorch checkpoint).
 /// Tensors come back as views of the mapped file where the stored bytes can be used as they are.
 public protocol WeightSource: AnyObject, Sendable {
@@ -14,6 +31,12 @@ public protocol WeightSource: AnyObject, Sendable {
     var keys: [String] { get }
     func info(_ key: String) -> TensorInfo?
     func tensor(_ key: String) throws -> Tensor
+    /// Tensors present in the file but not loadable as a `Tensor`, sorted by key.
+    var skippedTensors: [SkippedTensor] { get }
+}
+
+extension WeightSource {
+    public var skippedTensors: [SkippedTensor] { [] }
 }
 
 /// Reads a model's weights by key under a prefix and remembers which keys were taken, so that a

@@ -1,0 +1,103 @@
+import TensorEngine
+
+/// A PyTorch checkpoint written by `torch.save` (PyTorch ≥ 1.6), such as `pytorch_model.bin`: a zip
+/// archive holding `<name>/data.pkl` (the pickled state dict) and one stored record per storage,
+/// `<name>/data/<key>`. Opening reads only the zip directory and the pickle, so a 44 GB file opens at
+/// once; tensors are views of the mapped records.
+public final class TorchCheckpoint: WeightSource, @unchecked Sendable {
+    public let path: String
+    private let table: MappedTensorTable
+
+    /// A state dict's pickle is a few hundred bytes per tensor; anything far larger is not one.
+    static let maximumPickleSize = 256 << 20
+
+    public convenience init(path: String) throws {
+        try self.init(file: MappedFile(path: path))
+    }
+
+    init(file: MappedFile) throws {
+        let path = file.path
+        self.path = path
+        guard file.littleEndian(UInt32.self, at: 0) == 0x0403_4b50 else {
+            if file.pointer.load(as: UInt8.self) == 0x80 {  // a bare pickle: torch.save before 1.6
+                throw WeightError.unsupportedFormat(path: path, reason: "this is the legacy torch.save format (before PyTorch 1.6); re-save it with a current torch.save or convert it to safetensors")
+            }
+            throw WeightError.malformedHeader(path: path, reason: "not a PyTorch checkpoint (no zip archive)")
+        }
+        let archive = try ZipArchive(file: file)
+        let records = Dictionary(archive.entries.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+
+        let pickles = archive.entries.filter { $0.name == "data.pkl" || $0.name.hasSuffix("/data.pkl") }
+        guard pickles.count == 1, let pickle = pickles.first else {
+            throw WeightError.malformedHeader(path: path, reason: "expected one data.pkl in the archive, found \(pickles.count)")
+        }
+        let folder = String(pickle.name.dropLast("data.pkl".count))
+        if let byteOrder = records[folder + "byteorder"] {
+            let order = String(decoding: file.bytes(try archive.dataRange(of: byteOrder)), as: UTF8.self)
+            guard order == "little" else {
+                throw WeightError.unsupportedFormat(path: path, reason: "tensors are stored in '\(order)' byte order; only little-endian checkpoints are read")
+            }
+        }
+        let pickleRange = try archive.dataRange(of: pickle)
+        guard pickleRange.count <= Self.maximumPickleSize else {
+            throw WeightError.malformedHeader(path: path, reason: "data.pkl is \(pickleRange.count) bytes, too large for a state dict")
+        }
+        let tensors = try RestrictedUnpickler.stateDictTensors(pickle: file.bytes(pickleRange), path: path)
+        var entries: [String: (info: TensorInfo, offset: Int)] = [:]
+        var skipped: [SkippedTensor] = []
+        var seen = Set<String>()
+        for (key, reference) in tensors {
+            guard seen.insert(key).inserted else {
+                throw WeightError.badTensorData(path: path, key: key, reason: "the key occurs twice once nested dictionaries are flattened")
+            }
+            let placed = try Self.locate(reference, key: key, in: archive, records: records, folder: folder)
+            if let dtype = reference.element.dtype {
+                entries[key] = (TensorInfo(dtype: dtype, shape: reference.shape), placed.offset)
+            } else {
+                skipped.append(SkippedTensor(key: key, storedType: reference.element.rawValue,
+                                             shape: reference.shape, byteCount: placed.byteCount))
+            }
+        }
+        table = MappedTensorTable(file: file, entries: entries, skipped: skipped)
+    }
+
+    public var keys: [String] { table.keys }
+    public var skippedTensors: [SkippedTensor] { table.skipped }
+    public func info(_ key: String) -> TensorInfo? { table.entries[key]?.info }
+    public func tensor(_ key: String) throws -> Tensor { try table.tensor(key) }
+
+    /// Where the tensor's bytes lie in the file, after checking that they are a contiguous part of
+    /// a stored, complete storage record.
+    private static func locate(_ tensor: TensorReference, key: String, in archive: ZipArchive,
+                               records: [String: ZipArchive.Entry], folder: String) throws -> (offset: Int, byteCount: Int) {
+        let path = archive.file.path
+        func bad(_ reason: String) -> WeightError { .badTensorData(path: path, key: key, reason: reason) }
+
+        let recordName = "data/" + tensor.storage.key
+        guard let record = records[folder + recordName] else { throw bad("its storage '\(recordName)' is missing from the archive") }
+        let recordRange = try archive.dataRange(of: record)
+        let storageElementSize = tensor.storage.element?.byteSize ?? 1
+        guard let storage = checkedByteCount(shape: [tensor.storage.count], elementSize: storageElementSize),
+              storage.bytes == recordRange.count else {
+            throw bad("its storage '\(recordName)' holds \(recordRange.count) bytes, but the pickle declares \(tensor.storage.count) elements of \(storageElementSize) bytes (truncated or corrupt)")
+        }
+        let elementSize = tensor.element.byteSize
+        guard let size = checkedByteCount(shape: tensor.shape, elementSize: elementSize) else {
+            throw bad("shape \(tensor.shape) has a negative dimension or is too large")
+        }
+        guard tensor.strides.count == tensor.shape.count else { throw bad("\(tensor.strides.count) strides for shape \(tensor.shape)") }
+        var contiguousStride = 1
+        for axis in tensor.shape.indices.reversed() {
+            // An axis of length 1 is never stepped over, so its stride does not matter.
+            guard size.elements == 0 || tensor.shape[axis] == 1 || tensor.strides[axis] == contiguousStride else {
+                throw bad("strides \(tensor.strides) for shape \(tensor.shape) are not contiguous; state dicts hold contiguous tensors (save `tensor.contiguous()`)")
+            }
+            contiguousStride *= tensor.shape[axis]
+        }
+        guard tensor.offset >= 0, let start = checkedByteCount(shape: [tensor.offset], elementSize: elementSize),
+              start.bytes <= recordRange.count - size.bytes else {
+            throw bad("elements \(tensor.offset)..<\(tensor.offset)+\(size.elements) lie outside its storage '\(recordName)' (\(recordRange.count / max(elementSize, 1)) elements)")
+        }
+        return (recordRange.lowerBound + start.bytes, size.bytes)
+    }
+}
