@@ -95,4 +95,17 @@ final class CLIPTextModelTests: XCTestCase {
         }
         assertThrows(TextEncoderError.emptySequence(model: "CLIP text model")) { try model(tokenIDs: []) }
     }
+
+    /// CLIP-L at full size (random weights): one 77-token prompt in BF16.
+    func testFullSizeEncodeTime() throws {
+        let directory = try FullSize.directory().appendingPathComponent("clip-vit-l14")
+        let model = try FullSize.measure("CLIP-L load") {
+            try CLIPTextModel(weights: SafetensorsFile(path: directory.appendingPathComponent("model.safetensors").path),
+                              configJSON: Data(contentsOf: directory.appendingPathComponent("config.json")))
+        }
+        let ids = [49406] + (0..<20).map { 300 + 17 * $0 } + Array(repeating: 49407, count: 56)
+        let output = try FullSize.measure("CLIP-L encode 77 tokens") { try model(tokenIDs: ids) }
+        XCTAssertEqual(output.pooled.shape, [768])
+        XCTAssertTrue(output.pooled.toFloats().allSatisfy(\.isFinite))
+    }
 }

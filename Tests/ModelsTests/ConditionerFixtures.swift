@@ -42,6 +42,43 @@ enum ConditionerFixtures {
     static func tokenIDs(_ key: String) throws -> [Int] { try expected(key).toFloats().map { Int($0) } }
 }
 
+/// Full-size random weights written by `tools/fixtures/conditioners.py --full-size DIR`, named by the
+/// environment variable USO_CONDITIONERS_FULL_SIZE; the full-size tests skip without it.
+enum FullSize {
+    static func directory() throws -> URL {
+        guard let path = ProcessInfo.processInfo.environment["USO_CONDITIONERS_FULL_SIZE"] else {
+            throw XCTSkip("set USO_CONDITIONERS_FULL_SIZE to a folder made by tools/fixtures/conditioners.py --full-size")
+        }
+        return URL(fileURLWithPath: path)
+    }
+
+    /// Runs `body`, then prints its wall time and the process's peak resident set so far.
+    static func measure<T>(_ label: String, _ body: () throws -> T) rethrows -> T {
+        let start = DispatchTime.now()
+        let result = try body()
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+        print("full-size \(label): \(String(format: "%.2f", seconds)) s, peak RSS \(peakResidentGigabytes()) GB")
+        return result
+    }
+
+    /// VmHWM of /proc/self/status in GB.
+    static func peakResidentGigabytes() -> String {
+        let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+        let line = status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") } ?? ""
+        let kilobytes = Double(line.split(separator: " ").dropFirst().first ?? "") ?? 0
+        return String(format: "%.2f", kilobytes / 1_048_576)
+    }
+
+    /// Deterministic pseudo-random values in [-1, 1) (a style image or other input of `count` values).
+    static func values(_ count: Int) -> [Float] {
+        var state: UInt64 = 0x9E3779B97F4A7C15
+        return (0..<count).map { _ in
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Float(state >> 40) / Float(1 << 23) - 1
+        }
+    }
+}
+
 /// Tolerances of the parity tests. F32 differs from torch only in summation order (measured ~1e-6
 /// relative). BF16 keeps 8 significant bits, so every op's result moves by up to 2⁻⁹ relative when
 /// rounded, and torch rounds at slightly different points than we do (fused attention, bias added

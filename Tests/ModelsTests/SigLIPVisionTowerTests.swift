@@ -82,4 +82,21 @@ final class SigLIPVisionTowerTests: XCTestCase {
             try SigLIPVisionTower(weights: ConditionerFixtures.weights("siglip/model.safetensors"), configJSON: config)
         }
     }
+
+    /// SigLIP so400m (F32, as the reference) + the USO projector (BF16) at full size, random weights:
+    /// one 384x384 style image to 192 style tokens.
+    func testFullSizeStyleImageTime() throws {
+        let directory = try FullSize.directory()
+        let siglip = directory.appendingPathComponent("siglip")
+        let encoder = try FullSize.measure("SigLIP + projector load") {
+            try StyleEncoder(
+                visionTower: SigLIPVisionTower(weights: SafetensorsFile(path: siglip.appendingPathComponent("model.safetensors").path),
+                                               configJSON: Data(contentsOf: siglip.appendingPathComponent("config.json"))),
+                projector: StyleProjector(weights: SafetensorsFile(path: directory.appendingPathComponent("USO/uso_flux_v1.0/projector.safetensors").path)))
+        }
+        let image = Tensor(FullSize.values(3 * 384 * 384), shape: [3, 384, 384])
+        let tokens = try FullSize.measure("SigLIP + projector, one style image") { try encoder.styleTokens(for: [image]) }
+        XCTAssertEqual(tokens.shape, [192, 3072])
+        XCTAssertTrue(tokens.toFloats().allSatisfy(\.isFinite))
+    }
 }

@@ -95,4 +95,17 @@ final class T5EncoderTests: XCTestCase {
         encoder = nil
         XCTAssertFalse(try isMapped())
     }
+
+    /// T5-XXL at full size (random weights): one 512-token prompt in BF16, weights memory-mapped.
+    func testFullSizeEncodeTime() throws {
+        let directory = try FullSize.directory().appendingPathComponent("t5-xxl")
+        let encoder = try FullSize.measure("T5-XXL load") {
+            try T5Encoder(weights: SafetensorsFile(path: directory.appendingPathComponent("model.safetensors").path),
+                          configJSON: Data(contentsOf: directory.appendingPathComponent("config.json")))
+        }
+        let ids = (0..<60).map { 100 + 37 * $0 } + [1] + Array(repeating: 0, count: 451)
+        let hidden = try FullSize.measure("T5-XXL encode 512 tokens") { try encoder(tokenIDs: ids) }
+        XCTAssertEqual(hidden.shape, [512, 4096])
+        XCTAssertTrue(hidden.toFloats().allSatisfy(\.isFinite))
+    }
 }
