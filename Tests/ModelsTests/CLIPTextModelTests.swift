@@ -55,6 +55,13 @@ final class CLIPTextModelTests: XCTestCase {
         }
     }
 
+    func testUnreadableConfigJSONIsAnError() throws {
+        XCTAssertThrowsError(try loadModel(.f32, configJSON: Data("{\"text_config\": [1, 2]".utf8))) { error in
+            guard case ModelConfigError.invalid(let model, _) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(model, "CLIP text model")
+        }
+    }
+
     func testHeadCountNeedsConfigJSONForNarrowModels() throws {
         XCTAssertThrowsError(try CLIPTextModel(weights: ConditionerFixtures.weights("clip/model.safetensors"))) { error in
             guard case ModelConfigError.invalid(_, let reason) = error else { return XCTFail("\(error)") }
