@@ -1,5 +1,5 @@
 // SigLIPVisionTower against transformers 4.46.3 (SiglipVisionModel, output_hidden_states) on a tiny
-// SigLIP (width 16, 2 heads, 20 layers, 56x56 images of 14-pixel patches) saved in the layout of
+// SigLIP (width 16, 2 heads, 20 layers, 62x62 images of 4x4 14-pixel patches) saved in the layout of
 // google/siglip-so400m-patch14-384 (vision + text towers, logit scale/bias, pooling head). With 20
 // layers USO's indices -20/-11/-2 pick the states after layers 1, 10 and 19; layer 20 is unused.
 import Foundation
@@ -14,15 +14,15 @@ final class SigLIPVisionTowerTests: XCTestCase {
                               computeType: computeType, featureLayers: featureLayers)
     }
 
-    /// Style image `index` of the fixture, `[3, 56, 56]`.
+    /// Style image `index` of the fixture, `[3, 62, 62]`.
     static func pixels(_ index: Int) throws -> Tensor {
-        try ConditionerFixtures.expected("siglip.pixels").rows(index..<(index + 1)).reshaped([3, 56, 56])
+        try ConditionerFixtures.expected("siglip.pixels").rows(index..<(index + 1)).reshaped([3, 62, 62])
     }
 
     func testConfigIsReadFromShapesAndConfigJSON() throws {
         let config = try loadTower(.f32).config
         XCTAssertEqual([config.width, config.layers, config.heads, config.mlpWidth, config.patchSize, config.imageSize, config.tokens],
-                       [16, 20, 2, 32, 14, 56, 16])
+                       [16, 20, 2, 32, 14, 62, 16])
         XCTAssertEqual(config.layerNormEps, 1e-6)
     }
 
@@ -50,8 +50,8 @@ final class SigLIPVisionTowerTests: XCTestCase {
 
     func testImageOfTheWrongSizeIsAnError() throws {
         let tower = try loadTower(.f32)
-        assertThrows(StyleEncoderError.imageShape(found: [3, 42, 56], expected: [3, 56, 56])) {
-            try tower.features(pixels: Tensor(zeros: [3, 42, 56]))
+        assertThrows(StyleEncoderError.imageShape(found: [3, 42, 62], expected: [3, 62, 62])) {
+            try tower.features(pixels: Tensor(zeros: [3, 42, 62]))
         }
     }
 

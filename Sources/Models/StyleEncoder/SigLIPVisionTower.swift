@@ -10,11 +10,12 @@ public struct SigLIPVisionConfig: Sendable, Equatable {
     public var heads: Int
     public var mlpWidth: Int
     public var patchSize: Int
-    /// Patches per side; the tower takes square images of `patchGrid · patchSize` pixels.
+    /// Patches per side: ⌊imageSize / patchSize⌋ (so400m: 384 px → 27, the last 6 pixels unused).
     public var patchGrid: Int
+    /// The side of the square images the tower takes.
+    public var imageSize: Int
     public var layerNormEps: Float
 
-    public var imageSize: Int { patchGrid * patchSize }
     public var tokens: Int { patchGrid * patchGrid }
 
     static let model = "SigLIP vision tower"
@@ -46,7 +47,6 @@ public struct SigLIPVisionConfig: Sendable, Equatable {
         layers = weights.numberedModuleCount("encoder.layers", probe: "layer_norm1.weight")
         try checkConfig(file?.hiddenSize, matches: width, field: "hidden_size", model: Self.model)
         try checkConfig(file?.patchSize, matches: patchSize, field: "patch_size", model: Self.model)
-        try checkConfig(file?.imageSize, matches: grid * patchSize, field: "image_size", model: Self.model)
         try checkConfig(file?.intermediateSize, matches: mlpWidth, field: "intermediate_size", model: Self.model)
         try checkConfig(file?.numHiddenLayers, matches: layers, field: "num_hidden_layers", model: Self.model)
         // The weights cannot tell the head count: so400m has 16 heads of 72, other SigLIPs 64-wide heads.
@@ -60,6 +60,10 @@ public struct SigLIPVisionConfig: Sendable, Equatable {
             throw ModelConfigError.invalid(model: Self.model, reason: "hidden_act \(activation) is not supported (SigLIP uses gelu_pytorch_tanh)")
         }
         layerNormEps = file?.layerNormEps ?? 1e-6
+        imageSize = file?.imageSize ?? grid * patchSize
+        guard imageSize / patchSize == grid else {
+            throw ModelConfigError.invalid(model: Self.model, reason: "image_size \(imageSize) makes \(imageSize / patchSize)² patches of \(patchSize) px, but the position embedding has \(grid)²")
+        }
     }
 }
 
