@@ -52,19 +52,21 @@ enum FullSize {
         return URL(fileURLWithPath: path)
     }
 
-    /// Runs `body`, then prints its wall time and the process's peak resident set so far.
+    /// Runs `body`, then prints its wall time, the process's peak resident set so far, and how much
+    /// is resident now as anonymous memory (copies, activations) and as mapped file pages (weights).
     static func measure<T>(_ label: String, _ body: () throws -> T) rethrows -> T {
         let start = DispatchTime.now()
         let result = try body()
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
-        print("full-size \(label): \(String(format: "%.2f", seconds)) s, peak RSS \(peakResidentGigabytes()) GB")
+        print("full-size \(label): \(String(format: "%.2f", seconds)) s, peak RSS \(gigabytes("VmHWM")) GB "
+              + "(now anonymous \(gigabytes("RssAnon")) GB, mapped files \(gigabytes("RssFile")) GB)")
         return result
     }
 
-    /// VmHWM of /proc/self/status in GB.
-    static func peakResidentGigabytes() -> String {
+    /// A kB figure of /proc/self/status in GB.
+    static func gigabytes(_ field: String) -> String {
         let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
-        let line = status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") } ?? ""
+        let line = status.split(separator: "\n").first { $0.hasPrefix(field + ":") } ?? ""
         let kilobytes = Double(line.split(separator: " ").dropFirst().first ?? "") ?? 0
         return String(format: "%.2f", kilobytes / 1_048_576)
     }
