@@ -1,0 +1,78 @@
+// Helpers for loading a model from a checkpoint: shape-checked modules, config.json next to the
+// weights, and the check that no key was silently skipped.
+import Foundation
+
+/// A config.json that cannot be read, asks for something unsupported, or disagrees with the weights.
+public enum ModelConfigError: Error, Equatable, CustomStringConvertible {
+    case invalid(model: String, reason: String)
+    case mismatch(model: String, field: String, config: Int, weights: Int)
+    case unsupportedComputeType(model: String, DType)
+
+    public var description: String {
+        switch self {
+        case .invalid(let model, let reason): "\(model): \(reason)"
+        case .mismatch(let model, let field, let config, let weights):
+            "\(model): config.json says \(field) = \(config) but the weights have \(weights); the config does not belong to these weights"
+        case .unsupportedComputeType(let model, let dtype): "\(model) computes in F32 or BF16, not \(dtype)"
+        }
+    }
+}
+
+/// Decodes a Hugging Face config.json (snake_case keys onto camelCase properties).
+public func decodeModelConfig<File: Decodable>(_ type: File.Type, from data: Data, model: String) throws -> File {
+    let decoder = JSONDecoder()
+    decoder.keyDecodingStrategy = .convertFromSnakeCase
+    do { return try decoder.decode(type, from: data) } catch {
+        throw ModelConfigError.invalid(model: model, reason: "config.json is not readable: \(error.localizedDescription)")
+    }
+}
+
+/// Throws `ModelConfigError.mismatch` if config.json gives `configValue` and it differs from the
+/// value read from the weights' shapes.
+public func checkConfig(_ configValue: Int?, matches weightsValue: Int, field: String, model: String) throws {
+    if let configValue, configValue != weightsValue {
+        throw ModelConfigError.mismatch(model: model, field: field, config: configValue, weights: weightsValue)
+    }
+}
+
+/// Models compute in F32 or BF16: activations are rounded to that type after every op.
+public func checkComputeType(_ dtype: DType, model: String) throws {
+    guard dtype == .f32 || dtype == .bf16 else { throw ModelConfigError.unsupportedComputeType(model: model, dtype) }
+}
+
+extension Linear {
+    /// Loads `name.weight`, which must be `[outFeatures, inFeatures]`, and `name.bias` `[outFeatures]`.
+    public init(_ weights: WeightReader, _ name: String, inFeatures: Int, outFeatures: Int, bias: Bool = true) throws {
+        let module = weights.scoped(name)
+        self.init(weight: try module.tensor("weight", shape: [outFeatures, inFeatures]),
+                  bias: bias ? try module.tensor("bias", shape: [outFeatures]) : nil)
+    }
+}
+
+extension LayerNorm {
+    /// An affine LayerNorm over `width` features with its scale and shift in `dtype`, as a model
+    /// cast with `.to(dtype)` holds them.
+    public init(_ weights: WeightReader, _ name: String, width: Int, eps: Float, dtype: DType) throws {
+        let module = weights.scoped(name)
+        self.init(eps: eps)
+        weight = try module.tensor("weight", shape: [width]).converted(to: dtype)
+        bias = try module.tensor("bias", shape: [width]).converted(to: dtype)
+    }
+}
+
+extension WeightReader {
+    /// The number of consecutive numbered modules `name.0`, `name.1`, … that hold `probe`.
+    public func numberedModuleCount(_ name: String, probe: String) -> Int {
+        var count = 0
+        while contains("\(name).\(count).\(probe)") { count += 1 }
+        return count
+    }
+
+    /// Throws `WeightError.unexpectedKeys` for keys nobody read, except those under `ignoredPrefixes`:
+    /// parts of a checkpoint that are deliberately unused (a decoder, another tower). Keys inside the
+    /// used modules are not covered, so a stray or misspelt one there is still an error.
+    public func checkAllUsed(ignoringPrefixes ignoredPrefixes: [String]) throws {
+        let unexpected = unusedKeys().filter { key in !ignoredPrefixes.contains { key.hasPrefix($0) } }
+        if !unexpected.isEmpty { throw WeightError.unexpectedKeys(unexpected) }
+    }
+}

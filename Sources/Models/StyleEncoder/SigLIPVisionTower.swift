@@ -1,0 +1,220 @@
+// The vision tower of SigLIP so400m-patch14-384 (Hugging Face `SiglipVisionModel`,
+// modeling_siglip.py), as far as USO uses it: three intermediate hidden states.
+import Foundation
+import Layers
+
+/// SigLIP vision hyperparameters: shapes from the weights, the rest from config.json.
+public struct SigLIPVisionConfig: Sendable, Equatable {
+    public var width: Int
+    public var layers: Int
+    public var heads: Int
+    public var mlpWidth: Int
+    public var patchSize: Int
+    /// Patches per side: ⌊imageSize / patchSize⌋ (so400m: 384 px → 27, the last 6 pixels unused).
+    public var patchGrid: Int
+    /// The side of the square images the tower takes.
+    public var imageSize: Int
+    public var layerNormEps: Float
+
+    public var tokens: Int { patchGrid * patchGrid }
+
+    static let model = "SigLIP vision tower"
+
+    /// Reads the shapes under `vision_model.` and checks them against config.json (a SiglipModel
+    /// config with `vision_config`, or a bare SiglipVisionModel config) when given.
+    init(weights: WeightReader, configJSON: Data?) throws {
+        let file = try configJSON.map { data in
+            let outer = try decodeModelConfig(SigLIPConfigFile.self, from: data, model: Self.model)
+            return try outer.visionConfig ?? decodeModelConfig(SigLIPVisionConfigFile.self, from: data, model: Self.model)
+        }
+        let patchKey = "embeddings.patch_embedding.weight"
+        guard let patch = weights.info(patchKey) else { throw WeightError.missingKey(weights.fullKey(patchKey)) }
+        guard patch.shape.count == 4, patch.shape[1] == 3, patch.shape[2] == patch.shape[3] else {
+            throw ModelConfigError.invalid(model: Self.model, reason: "\(weights.fullKey(patchKey)) has shape \(patch.shape), not [width, 3, patch, patch]")
+        }
+        let positionKey = "embeddings.position_embedding.weight"
+        guard let positions = weights.info(positionKey) else { throw WeightError.missingKey(weights.fullKey(positionKey)) }
+        let grid = Int(Double(positions.shape[0]).squareRoot().rounded())
+        guard positions.shape.count == 2, grid * grid == positions.shape[0] else {
+            throw ModelConfigError.invalid(model: Self.model, reason: "\(weights.fullKey(positionKey)) has shape \(positions.shape), not [grid², width]")
+        }
+        let mlpKey = "encoder.layers.0.mlp.fc1.weight"
+        guard let fc1 = weights.info(mlpKey), fc1.shape.count == 2 else { throw WeightError.missingKey(weights.fullKey(mlpKey)) }
+        width = patch.shape[0]
+        patchSize = patch.shape[2]
+        patchGrid = grid
+        mlpWidth = fc1.shape[0]
+        layers = weights.numberedModuleCount("encoder.layers", probe: "layer_norm1.weight")
+        try checkConfig(file?.hiddenSize, matches: width, field: "hidden_size", model: Self.model)
+        try checkConfig(file?.patchSize, matches: patchSize, field: "patch_size", model: Self.model)
+        try checkConfig(file?.intermediateSize, matches: mlpWidth, field: "intermediate_size", model: Self.model)
+        try checkConfig(file?.numHiddenLayers, matches: layers, field: "num_hidden_layers", model: Self.model)
+        // The weights cannot tell the head count: so400m has 16 heads of 72, other SigLIPs 64-wide heads.
+        heads = file?.numAttentionHeads ?? (width == 1152 ? 16 : width / 64)
+        guard heads > 0, width % heads == 0 else {
+            throw ModelConfigError.invalid(model: Self.model, reason: file?.numAttentionHeads == nil
+                ? "cannot tell the head count of width \(width); give config.json with num_attention_heads"
+                : "num_attention_heads \(heads) does not divide the width \(width)")
+        }
+        if let activation = file?.hiddenAct, activation != "gelu_pytorch_tanh" {
+            throw ModelConfigError.invalid(model: Self.model, reason: "hidden_act \(activation) is not supported (SigLIP uses gelu_pytorch_tanh)")
+        }
+        layerNormEps = file?.layerNormEps ?? 1e-6
+        imageSize = file?.imageSize ?? grid * patchSize
+        guard imageSize / patchSize == grid else {
+            throw ModelConfigError.invalid(model: Self.model, reason: "image_size \(imageSize) makes \(imageSize / patchSize)² patches of \(patchSize) px, but the position embedding has \(grid)²")
+        }
+    }
+}
+
+/// The fields of a SigLIP vision config.json that matter here.
+struct SigLIPVisionConfigFile: Decodable {
+    var hiddenSize: Int?
+    var intermediateSize: Int?
+    var numHiddenLayers: Int?
+    var numAttentionHeads: Int?
+    var imageSize: Int?
+    var patchSize: Int?
+    var layerNormEps: Float?
+    var hiddenAct: String?
+}
+
+/// A SiglipModel config.json nests the vision tower's under `vision_config`.
+struct SigLIPConfigFile: Decodable {
+    var visionConfig: SigLIPVisionConfigFile?
+}
+
+/// Which entries of `hidden_states` (embeddings, then one per layer) feed the projector's branches.
+/// Negative indices count from the end, as in Python.
+public struct SigLIPFeatureLayers: Sendable, Equatable {
+    public var low: Int
+    public var mid: Int
+    public var high: Int
+
+    public init(low: Int, mid: Int, high: Int) { self.low = low; self.mid = mid; self.high = high }
+
+    /// USO's choice: hidden_states[-20], [-11], [-2], i.e. after layers 8, 17 and 26 of 27.
+    public static let uso = SigLIPFeatureLayers(low: -20, mid: -11, high: -2)
+}
+
+/// The three hidden states the projector takes, each `[tokens, width]`, before `post_layernorm`.
+public struct SigLIPFeatures {
+    public let low: Tensor
+    public let mid: Tensor
+    public let high: Tensor
+
+    public init(low: Tensor, mid: Tensor, high: Tensor) { self.low = low; self.mid = mid; self.high = high }
+}
+
+/// SigLIP self-attention: q, k, v, out projections with biases, scale head_dim^-0.5, no mask.
+struct SigLIPAttention {
+    let query, key, value, output: Linear
+    let heads: Int
+
+    init(_ weights: WeightReader, width: Int, heads: Int) throws {
+        query = try Linear(weights, "q_proj", inFeatures: width, outFeatures: width)
+        key = try Linear(weights, "k_proj", inFeatures: width, outFeatures: width)
+        value = try Linear(weights, "v_proj", inFeatures: width, outFeatures: width)
+        output = try Linear(weights, "out_proj", inFeatures: width, outFeatures: width)
+        self.heads = heads
+    }
+
+    // x: [T, width] -> [T, width]
+    func callAsFunction(_ x: Tensor) -> Tensor {
+        let tokens = x.shape[0], headDim = query.outFeatures / heads
+        let q = query(x).reshaped([tokens, heads, headDim])
+        let k = key(x).reshaped([tokens, heads, headDim])
+        let v = value(x).reshaped([tokens, heads, headDim])
+        return output(attention(query: q, key: k, value: v, scale: 1 / Float(headDim).squareRoot()))
+    }
+}
+
+/// One pre-LayerNorm encoder layer (SiglipEncoderLayer).
+struct SigLIPEncoderLayer {
+    let norm1, norm2: LayerNorm
+    let selfAttention: SigLIPAttention
+    let fc1, fc2: Linear
+
+    init(_ weights: WeightReader, config: SigLIPVisionConfig, computeType: DType) throws {
+        norm1 = try LayerNorm(weights, "layer_norm1", width: config.width, eps: config.layerNormEps, dtype: computeType)
+        norm2 = try LayerNorm(weights, "layer_norm2", width: config.width, eps: config.layerNormEps, dtype: computeType)
+        selfAttention = try SigLIPAttention(weights.scoped("self_attn"), width: config.width, heads: config.heads)
+        fc1 = try Linear(weights, "mlp.fc1", inFeatures: config.width, outFeatures: config.mlpWidth)
+        fc2 = try Linear(weights, "mlp.fc2", inFeatures: config.mlpWidth, outFeatures: config.width)
+    }
+
+    // x: [T, width] -> [T, width]
+    func callAsFunction(_ x: Tensor) -> Tensor {
+        let h = x + selfAttention(norm1(x))
+        return h + fc2(gelu(fc1(norm2(h)), approximation: .tanh))
+    }
+}
+
+/// Hugging Face `SiglipVisionModel` (keys under `vision_model.`), computing only the layers up to the
+/// deepest requested hidden state. Deliberately unused, and not loaded: the later layers (layer 27
+/// for USO), `post_layernorm` and the attention-pooling `head` (USO reads hidden states, not the
+/// pooled output), and the text tower and logit scale/bias that the hub checkpoint also holds.
+public struct SigLIPVisionTower {
+    public let config: SigLIPVisionConfig
+    public let featureLayers: SigLIPFeatureLayers
+    /// Activations are rounded to this type after every op (F32 as the reference runs SigLIP).
+    public let computeType: DType
+    let patchEmbedding: Conv2d      // [width, 3, patch, patch] + bias, in the compute type
+    let positionEmbedding: Tensor   // [tokens, width], in the compute type
+    let layers: [SigLIPEncoderLayer]
+    let featureIndices: (low: Int, mid: Int, high: Int)   // into hidden_states, non-negative
+
+    public init(weights source: WeightSource, configJSON: Data? = nil, computeType: DType = .f32,
+                featureLayers: SigLIPFeatureLayers = .uso) throws {
+        try checkComputeType(computeType, model: SigLIPVisionConfig.model)
+        let root = WeightReader(source)
+        let weights = root.scoped("vision_model")
+        let config = try SigLIPVisionConfig(weights: weights, configJSON: configJSON)
+        self.config = config
+        self.featureLayers = featureLayers
+        self.computeType = computeType
+
+        let hiddenStates = config.layers + 1
+        func absolute(_ index: Int) throws -> Int {
+            let resolved = index < 0 ? hiddenStates + index : index
+            guard resolved >= 0 && resolved < hiddenStates else {
+                throw StyleEncoderError.featureLayerOutOfRange(index: index, hiddenStates: hiddenStates)
+            }
+            return resolved
+        }
+        featureIndices = (try absolute(featureLayers.low), try absolute(featureLayers.mid), try absolute(featureLayers.high))
+        let computedLayers = max(featureIndices.low, featureIndices.mid, featureIndices.high)
+
+        var patchEmbedding = try Conv2d(weights, "embeddings.patch_embedding", stride: config.patchSize)
+        patchEmbedding.weight = patchEmbedding.weight.converted(to: computeType)
+        patchEmbedding.bias = patchEmbedding.bias?.converted(to: computeType)
+        self.patchEmbedding = patchEmbedding
+        positionEmbedding = try weights.tensor("embeddings.position_embedding.weight", shape: [config.tokens, config.width])
+            .converted(to: computeType)
+        layers = try (0..<computedLayers).map {
+            try SigLIPEncoderLayer(weights.scoped("encoder.layers.\($0)"), config: config, computeType: computeType)
+        }
+        let unusedLayers = (computedLayers..<config.layers).map { "vision_model.encoder.layers.\($0)." }
+        try root.checkAllUsed(ignoringPrefixes: unusedLayers + [
+            "vision_model.post_layernorm.", "vision_model.head.", "vision_model.embeddings.position_ids",
+            "text_model.", "logit_scale", "logit_bias",
+        ])
+    }
+
+    /// The requested hidden states for one preprocessed image `pixels [3, size, size]` (values in
+    /// [-1, 1] from the SigLIP image processor).
+    public func features(pixels: Tensor) throws -> SigLIPFeatures {
+        let expected = [3, config.imageSize, config.imageSize]
+        guard pixels.shape == expected else { throw StyleEncoderError.imageShape(found: pixels.shape, expected: expected) }
+        // Patchify: [width, grid, grid] -> [tokens, width], plus learned positions.
+        let patches = patchEmbedding(pixels.converted(to: computeType)).reshaped([config.width, config.tokens])
+        var x = permute(patches, [1, 0]) + positionEmbedding
+        var hiddenStates = [x]
+        for layer in layers {
+            x = layer(x)
+            hiddenStates.append(x)
+        }
+        return SigLIPFeatures(low: hiddenStates[featureIndices.low], mid: hiddenStates[featureIndices.mid],
+                              high: hiddenStates[featureIndices.high])
+    }
+}

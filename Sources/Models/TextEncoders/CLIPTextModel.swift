@@ -1,0 +1,191 @@
+// The text tower of CLIP ViT-L/14 (Hugging Face `CLIPTextModel`, modeling_clip.py). Its pooled output
+// is FLUX's vector conditioning `y`.
+import Foundation
+import Layers
+
+/// CLIP text hyperparameters: shapes from the weights, the rest from config.json.
+public struct CLIPTextConfig: Sendable, Equatable {
+    public var width: Int
+    public var layers: Int
+    public var heads: Int
+    public var mlpWidth: Int
+    public var vocabularySize: Int
+    public var maxPositions: Int
+    public var layerNormEps: Float
+    /// Where the pooled output is taken: the first position of this token id, or, when nil, the
+    /// position of the largest id (Hugging Face's rule for configs with the legacy eos_token_id 2,
+    /// such as openai/clip-vit-large-patch14's; its end token 49407 is the largest id).
+    public var poolingTokenID: Int?
+
+    static let model = "CLIP text model"
+
+    /// Reads the shapes under `text_model.` and checks them against config.json (either a CLIPModel
+    /// config with `text_config` or a bare CLIPTextModel config), when given.
+    public init(weights: WeightReader, configJSON: Data?) throws {
+        let file = try configJSON.map { data in
+            let outer = try decodeModelConfig(CLIPConfigFile.self, from: data, model: Self.model)
+            return try outer.textConfig ?? decodeModelConfig(CLIPTextConfigFile.self, from: data, model: Self.model)
+        }
+        guard let tokens = weights.info("embeddings.token_embedding.weight"), tokens.shape.count == 2 else {
+            throw WeightError.missingKey(weights.fullKey("embeddings.token_embedding.weight"))
+        }
+        guard let positions = weights.info("embeddings.position_embedding.weight"), positions.shape.count == 2 else {
+            throw WeightError.missingKey(weights.fullKey("embeddings.position_embedding.weight"))
+        }
+        guard let fc1 = weights.info("encoder.layers.0.mlp.fc1.weight"), fc1.shape.count == 2 else {
+            throw WeightError.missingKey(weights.fullKey("encoder.layers.0.mlp.fc1.weight"))
+        }
+        vocabularySize = tokens.shape[0]
+        width = tokens.shape[1]
+        maxPositions = positions.shape[0]
+        mlpWidth = fc1.shape[0]
+        layers = weights.numberedModuleCount("encoder.layers", probe: "layer_norm1.weight")
+        try checkConfig(file?.hiddenSize, matches: width, field: "hidden_size", model: Self.model)
+        try checkConfig(file?.vocabSize, matches: vocabularySize, field: "vocab_size", model: Self.model)
+        try checkConfig(file?.maxPositionEmbeddings, matches: maxPositions, field: "max_position_embeddings", model: Self.model)
+        try checkConfig(file?.intermediateSize, matches: mlpWidth, field: "intermediate_size", model: Self.model)
+        try checkConfig(file?.numHiddenLayers, matches: layers, field: "num_hidden_layers", model: Self.model)
+
+        // The weights cannot tell the head count; ViT-L/14's text tower has 64-wide heads.
+        heads = file?.numAttentionHeads ?? width / 64
+        guard heads > 0, width % heads == 0 else {
+            throw ModelConfigError.invalid(model: Self.model, reason: file?.numAttentionHeads == nil
+                ? "width \(width) is not a multiple of 64; give config.json with num_attention_heads"
+                : "num_attention_heads \(heads) does not divide the width \(width)")
+        }
+        if let activation = file?.hiddenAct, activation != "quick_gelu" {
+            throw ModelConfigError.invalid(model: Self.model, reason: "hidden_act \(activation) is not supported (CLIP-L uses quick_gelu)")
+        }
+        layerNormEps = file?.layerNormEps ?? 1e-5
+        // Without config.json: the pooling rule of the checkpoint the reference uses. With one:
+        // transformers' default end token when the file names none.
+        let eos = configJSON == nil ? 2 : file?.eosTokenId ?? 49407
+        poolingTokenID = eos == 2 ? nil : eos
+    }
+}
+
+/// The fields of a CLIP text config.json that matter here.
+struct CLIPTextConfigFile: Decodable {
+    var hiddenSize: Int?
+    var intermediateSize: Int?
+    var numHiddenLayers: Int?
+    var numAttentionHeads: Int?
+    var vocabSize: Int?
+    var maxPositionEmbeddings: Int?
+    var layerNormEps: Float?
+    var hiddenAct: String?
+    var eosTokenId: Int?
+}
+
+/// A CLIPModel config.json nests the text tower's under `text_config`.
+struct CLIPConfigFile: Decodable {
+    var textConfig: CLIPTextConfigFile?
+}
+
+/// CLIP's causal self-attention (CLIPAttention): q, k, v and out projections with biases.
+struct CLIPAttention {
+    let query, key, value, output: Linear
+    let heads: Int
+
+    init(_ weights: WeightReader, width: Int, heads: Int) throws {
+        query = try Linear(weights, "q_proj", inFeatures: width, outFeatures: width)
+        key = try Linear(weights, "k_proj", inFeatures: width, outFeatures: width)
+        value = try Linear(weights, "v_proj", inFeatures: width, outFeatures: width)
+        output = try Linear(weights, "out_proj", inFeatures: width, outFeatures: width)
+        self.heads = heads
+    }
+
+    // x: [L, width] -> [L, width]
+    func callAsFunction(_ x: Tensor) -> Tensor {
+        let length = x.shape[0], headDim = query.outFeatures / heads
+        let q = query(x).reshaped([length, heads, headDim])
+        let k = key(x).reshaped([length, heads, headDim])
+        let v = value(x).reshaped([length, heads, headDim])
+        let attended = attention(query: q, key: k, value: v, scale: 1 / Float(headDim).squareRoot(), causal: true)
+        return output(attended)
+    }
+}
+
+/// One pre-LayerNorm transformer layer (CLIPEncoderLayer).
+struct CLIPEncoderLayer {
+    let norm1, norm2: LayerNorm
+    let selfAttention: CLIPAttention
+    let fc1, fc2: Linear
+
+    init(_ weights: WeightReader, config: CLIPTextConfig, computeType: DType) throws {
+        norm1 = try LayerNorm(weights, "layer_norm1", width: config.width, eps: config.layerNormEps, dtype: computeType)
+        norm2 = try LayerNorm(weights, "layer_norm2", width: config.width, eps: config.layerNormEps, dtype: computeType)
+        selfAttention = try CLIPAttention(weights.scoped("self_attn"), width: config.width, heads: config.heads)
+        fc1 = try Linear(weights, "mlp.fc1", inFeatures: config.width, outFeatures: config.mlpWidth)
+        fc2 = try Linear(weights, "mlp.fc2", inFeatures: config.mlpWidth, outFeatures: config.width)
+    }
+
+    // x: [L, width] -> [L, width]
+    func callAsFunction(_ x: Tensor) -> Tensor {
+        let h = x + selfAttention(norm1(x))
+        return h + fc2(quickGELU(fc1(norm2(h))))
+    }
+}
+
+/// The encoder's outputs for one token sequence.
+public struct CLIPTextOutput {
+    /// Final-LayerNorm'd hidden states `[L, width]` (`last_hidden_state`).
+    public let hiddenStates: Tensor
+    /// The hidden state at the end token `[width]` (`pooler_output`, FLUX's `y`).
+    public let pooled: Tensor
+}
+
+/// Hugging Face `CLIPTextModel` (keys under `text_model.`). Weights stay where the source has them
+/// (memory-mapped); linear weights are rounded to the compute type as they are used. Dropping the
+/// value (and the `WeightSource`) releases the mapping.
+public struct CLIPTextModel {
+    public let config: CLIPTextConfig
+    /// Activations are rounded to this type after every op (BF16 as the reference runs CLIP).
+    public let computeType: DType
+    let tokenEmbedding: Tensor      // [vocabulary, width], as stored
+    let positionEmbedding: Tensor   // [maxPositions, width], as stored
+    let layers: [CLIPEncoderLayer]
+    let finalNorm: LayerNorm
+
+    /// Parts of CLIP checkpoints that the text encoder does not use (openai/clip-vit-large-patch14
+    /// holds the whole CLIP model; old files also carry the `position_ids` buffer).
+    static let ignoredPrefixes = ["vision_model.", "text_projection.", "visual_projection.", "logit_scale",
+                                  "text_model.embeddings.position_ids"]
+
+    /// Loads `text_model.*` from `weights`; every other key must be one of `ignoredPrefixes`.
+    public init(weights source: WeightSource, configJSON: Data? = nil, computeType: DType = .bf16) throws {
+        try checkComputeType(computeType, model: CLIPTextConfig.model)
+        let root = WeightReader(source)
+        let weights = root.scoped("text_model")
+        let config = try CLIPTextConfig(weights: weights, configJSON: configJSON)
+        self.config = config
+        self.computeType = computeType
+        tokenEmbedding = try weights.tensor("embeddings.token_embedding.weight")
+        positionEmbedding = try weights.tensor("embeddings.position_embedding.weight", shape: [config.maxPositions, config.width])
+        layers = try (0..<config.layers).map {
+            try CLIPEncoderLayer(weights.scoped("encoder.layers.\($0)"), config: config, computeType: computeType)
+        }
+        finalNorm = try LayerNorm(weights, "final_layer_norm", width: config.width, eps: config.layerNormEps, dtype: computeType)
+        try root.checkAllUsed(ignoringPrefixes: Self.ignoredPrefixes)
+    }
+
+    /// Encodes token ids (start token, text, end token, padding: at most `maxPositions`).
+    public func callAsFunction(tokenIDs ids: [Int]) throws -> CLIPTextOutput {
+        try checkTokens(ids, model: CLIPTextConfig.model, vocabularySize: config.vocabularySize, maximumLength: config.maxPositions)
+        // x: [L, width]
+        var x = embedding(tokenEmbedding, ids: ids).converted(to: computeType)
+            + positionEmbedding.rows(0..<ids.count).converted(to: computeType)
+        for layer in layers { x = layer(x) }
+        let hiddenStates = finalNorm(x)
+        let end = poolingPosition(ids)
+        return CLIPTextOutput(hiddenStates: hiddenStates, pooled: hiddenStates.rows(end..<(end + 1)).reshaped([config.width]))
+    }
+
+    /// Hugging Face's rule: the first position of the end token, or of the largest id for legacy
+    /// configs; position 0 if the end token is absent (argmax of all zeros), as transformers does.
+    func poolingPosition(_ ids: [Int]) -> Int {
+        if let end = config.poolingTokenID { return ids.firstIndex(of: end) ?? 0 }
+        let largest = ids.max() ?? 0
+        return ids.firstIndex(of: largest) ?? 0
+    }
+}

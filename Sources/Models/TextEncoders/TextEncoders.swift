@@ -1,1 +1,0 @@
-// TextEncoders: under construction
