@@ -65,7 +65,7 @@ enum FileIntegrity {
     /// The size of a regular file (following symlinks, as the HF cache's snapshots are), nil if there is none.
     static func regularFileSize(_ url: URL) -> UInt64? {
         var info = stat()
-        guard stat(url.path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return nil }
+        guard stat(url.path, &info) == 0, (info.st_mode & mode_t(S_IFMT)) == mode_t(S_IFREG) else { return nil }
         return UInt64(info.st_size)
     }
 

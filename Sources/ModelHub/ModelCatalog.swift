@@ -102,21 +102,13 @@ public enum ModelCatalog {
 
     /// The base model's transformer and autoencoder, each from the base model's own repository.
     static func baseComponents(for modelType: ModelType) -> [ComponentSpec] {
-        let (repository, folder, transformerFile, transformerVariables): (HubRepository, String, String, [String])
-        switch modelType {
-        case .fluxDev:
-            (repository, folder, transformerFile, transformerVariables) =
-                (fluxDevRepository, "FLUX.1-dev", "flux1-dev.safetensors", ["FLUX_DEV"])
-        case .fluxDevFP8:
-            (repository, folder, transformerFile, transformerVariables) =
-                (fluxDevRepository, "FLUX.1-dev", "flux1-dev.safetensors", ["FLUX_DEV_FP8", "FLUX_DEV"])
-        case .fluxSchnell:
-            (repository, folder, transformerFile, transformerVariables) =
-                (fluxSchnellRepository, "FLUX.1-schnell", "flux1-schnell.safetensors", ["FLUX_SCHNELL"])
-        case .fluxKreaDev:
-            (repository, folder, transformerFile, transformerVariables) =
-                (fluxKreaDevRepository, "FLUX.1-Krea-dev", "flux1-krea-dev.safetensors", ["FLUX_KREA_DEV"])
-        }
+        let (repository, folder, transformerFile, transformerVariables): (HubRepository, String, String, [String]) =
+            switch modelType {
+            case .fluxDev: (fluxDevRepository, "FLUX.1-dev", "flux1-dev.safetensors", ["FLUX_DEV"])
+            case .fluxDevFP8: (fluxDevRepository, "FLUX.1-dev", "flux1-dev.safetensors", ["FLUX_DEV_FP8", "FLUX_DEV"])
+            case .fluxSchnell: (fluxSchnellRepository, "FLUX.1-schnell", "flux1-schnell.safetensors", ["FLUX_SCHNELL"])
+            case .fluxKreaDev: (fluxKreaDevRepository, "FLUX.1-Krea-dev", "flux1-krea-dev.safetensors", ["FLUX_KREA_DEV"])
+            }
         return [
             .file(.diffusionTransformer, repository, variables: transformerVariables,
                   repositoryPath: transformerFile, localPath: "\(folder)/\(transformerFile)"),

@@ -29,6 +29,14 @@ public struct CandidateLocation: Sendable {
     public var isComplete: Bool { files.allSatisfy { $0.condition == .present } }
 }
 
+/// One required file's state: where it was found (or damaged), and through which source.
+public struct FileStatus: Sendable {
+    public let file: RequiredFile
+    public let condition: FileCondition
+    public let url: URL?
+    public let source: FileSource?
+}
+
 public struct ComponentResolution: Sendable {
     public let spec: ComponentSpec
     /// Every place looked at, in order of preference.
@@ -42,24 +50,23 @@ public struct ComponentResolution: Sendable {
     public var modelDirectoryCandidate: CandidateLocation? { candidates.first { $0.source == .modelDirectory } }
 
     /// Per file: where it was found, or the first place it is damaged, or missing everywhere.
-    public var fileStatuses: [(file: RequiredFile, condition: FileCondition, url: URL?, source: FileSource?)] {
+    public var fileStatuses: [FileStatus] {
         if let resolved {
-            return resolved.files.map { ($0.file, .present, $0.url, resolved.source) }
+            return resolved.files.map { FileStatus(file: $0.file, condition: .present, url: $0.url, source: resolved.source) }
         }
-        return spec.files.enumerated().map { index, file in
-            let found = candidates.lazy.map { ($0, $0.files[index]) }
-            if let (candidate, entry) = found.first(where: { $0.1.condition == .present }) {
-                return (file, .present, entry.url, candidate.source)
+        return spec.files.enumerated().map { index, file -> FileStatus in
+            let places = candidates.map { (source: $0.source, entry: $0.files[index]) }
+            if let found = places.first(where: { $0.entry.condition == .present }) {
+                return FileStatus(file: file, condition: .present, url: found.entry.url, source: found.source)
             }
-            if let (candidate, entry) = found.first(where: { $0.1.condition != .missing }) {
-                return (file, entry.condition, entry.url, candidate.source)
+            if let damaged = places.first(where: { $0.entry.condition != .missing }) {
+                return FileStatus(file: file, condition: damaged.entry.condition, url: damaged.entry.url, source: damaged.source)
             }
-            return (file, .missing, nil, nil)
+            return FileStatus(file: file, condition: .missing, url: nil, source: nil)
         }
     }
 }
 
-/// What a model type has on this machine.
 public struct ModelInventory: Sendable {
     public let modelType: ModelType
     public let modelDirectory: URL
@@ -145,13 +152,13 @@ public struct ModelStore: Sendable {
 
     func resolution(of spec: ComponentSpec, verifyHashes: Bool) -> ComponentResolution {
         var locations: [(FileSource, URL)] = spec.environmentVariables.compactMap { variable in
-            environment.value(variable).map { (.environment(variable: variable), environment.url(forPath: $0)) }
+            environment.value(variable).map { (FileSource.environment(variable: variable), environment.url(forPath: $0)) }
         }
         switch spec.shape {
         case .file: locations.append((.modelDirectory, modelDirectory.appendingPathComponent(spec.files[0].localPath)))
         case .folder(let directory): locations.append((.modelDirectory, modelDirectory.appendingPathComponent(directory)))
         }
-        locations += huggingFaceSnapshots(of: spec.repository).map { commit, snapshot in
+        locations += huggingFaceSnapshots(of: spec.repository).map { commit, snapshot -> (FileSource, URL) in
             switch spec.shape {
             case .file: return (.huggingFaceCache(commit: commit), snapshot.appendingPathComponent(spec.files[0].repositoryPath))
             case .folder: return (.huggingFaceCache(commit: commit), snapshot)

@@ -26,6 +26,11 @@ final class PartialDownload {
         if descriptor < 0 {
             descriptor = open(url.path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
             guard descriptor >= 0 else { throw fileSystemError("cannot open for writing") }
+            // Two `uso download` runs must not append to the same partial file.
+            guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+                closeDescriptor()
+                throw HubError.fileSystem(path: url.path, reason: "another download is writing this file")
+            }
         }
         if existing > expectedSize {
             try restart()

@@ -108,15 +108,17 @@ public final class TerminalProgress: DownloadObserver {
         drawnLineCount = 0
     }
 
+    /// One status line, about 80 columns: name (its tail when long), bar, bytes, rate, ETA.
     static func line(name: String, done: UInt64, total: UInt64, rate: Double) -> String {
         let fraction = total > 0 ? min(1, Double(done) / Double(total)) : 0
-        let width = 20
-        let filled = Int(fraction * Double(width))
-        let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
-        let eta = rate > 0 && total > done ? "ETA " + duration(Double(total - done) / rate) : ""
-        let label = name.count > 44 ? "…" + name.suffix(43) : name
-        return "\(label.padding(toLength: 45, withPad: " ", startingAt: 0)) [\(bar)] \(ByteCount(done)) / "
-            + "\(ByteCount(total))  \(ByteCount(UInt64(rate)))/s  \(eta)"
+        let barWidth = 10
+        let filled = Int(fraction * Double(barWidth))
+        let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: barWidth - filled)
+        let eta = rate > 0 && total > done ? "  ETA " + duration(Double(total - done) / rate) : ""
+        let nameWidth = 26
+        let label = name.count > nameWidth ? "…" + name.suffix(nameWidth - 1) : name
+        return "\(label.padding(toLength: nameWidth, withPad: " ", startingAt: 0)) [\(bar)] "
+            + "\(ByteCount(done))/\(ByteCount(total))  \(ByteCount(UInt64(rate)))/s\(eta)"
     }
 
     /// 42s, 5m07s, 1h02m.

@@ -2,6 +2,7 @@
 // a storage host (the same server reached as "localhost", so it is another origin) serving LFS blobs
 // with Range support, and switches to misbehave: cut connections, corrupt bytes, rate-limit, fail.
 import Foundation
+import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
@@ -175,9 +176,10 @@ final class MockHub: @unchecked Sendable {
     }
 
     private func storageResponse(sha256: String, range: String?, isHead: Bool) -> Response {
-        let match = lock.withLock { files.first { $0.value.sha256 == sha256 } }
-        guard let (key, file) = match else { return error(.notFound, code: nil) }
-        return body(file.content, key: key, range: range, isHead: isHead, headers: HTTPFields())
+        guard let match = lock.withLock({ files.first { $0.value.sha256 == sha256 } }) else {
+            return error(.notFound, code: nil)
+        }
+        return body(match.value.content, key: match.key, range: range, isHead: isHead, headers: HTTPFields())
     }
 
     /// The file's bytes from the requested offset, with 206 + Content-Range for a Range request.
