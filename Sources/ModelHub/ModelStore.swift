@@ -41,6 +41,8 @@ public struct ComponentResolution: Sendable {
     public let spec: ComponentSpec
     /// Every place looked at, in order of preference.
     public let candidates: [CandidateLocation]
+    /// The repository's folder in the HF cache, looked at even when it holds no snapshot.
+    public let huggingFaceCacheFolder: URL
 
     /// The first place where every file is present.
     public var resolved: CandidateLocation? { candidates.first(where: \.isComplete) }
@@ -175,13 +177,17 @@ public struct ModelStore: Sendable {
                 return (file, url, condition)
             })
         }
-        return ComponentResolution(spec: spec, candidates: candidates)
+        return ComponentResolution(spec: spec, candidates: candidates,
+                                   huggingFaceCacheFolder: huggingFaceCacheFolder(of: spec.repository))
     }
 
     /// Snapshots of `repository` in the HF cache: the one `refs/<revision>` names first, then the others.
+    func huggingFaceCacheFolder(of repository: HubRepository) -> URL {
+        environment.huggingFaceCache.appendingPathComponent("models--" + repository.id.replacingOccurrences(of: "/", with: "--"))
+    }
+
     func huggingFaceSnapshots(of repository: HubRepository) -> [(commit: String, url: URL)] {
-        let repositoryFolder = environment.huggingFaceCache
-            .appendingPathComponent("models--" + repository.id.replacingOccurrences(of: "/", with: "--"))
+        let repositoryFolder = huggingFaceCacheFolder(of: repository)
         let snapshots = repositoryFolder.appendingPathComponent("snapshots")
         let commits = ((try? FileManager.default.contentsOfDirectory(atPath: snapshots.path)) ?? []).sorted()
         let preferred = (try? String(contentsOf: repositoryFolder.appendingPathComponent("refs/\(repository.revision)"),
@@ -231,7 +237,10 @@ extension ModelInventory {
                 }
             }
             if !component.isComplete {
-                let places = component.candidates.map { "\($0.location.path) (\($0.source))" }
+                var places = component.candidates.map { "\($0.location.path) (\($0.source))" }
+                if !component.candidates.contains(where: { if case .huggingFaceCache = $0.source { true } else { false } }) {
+                    places.append("\(component.huggingFaceCacheFolder.path) (HF cache, no snapshot)")
+                }
                 lines.append("           looked in: " + places.joined(separator: ", "))
             }
         }

@@ -39,12 +39,13 @@ public struct SHA256 {
             pending.append(contentsOf: UnsafeRawBufferPointer(start: base, count: take))
             offset = take
             guard pending.count == Self.blockByteCount else { return }
-            pending.withUnsafeBytes { Self.compress($0.baseAddress!, state: &state, schedule: &schedule) }
+            pending.withUnsafeBytes { Self.compress($0.baseAddress!, blockCount: 1, state: &state, schedule: &schedule) }
             pending.removeAll(keepingCapacity: true)
         }
-        while bytes.count - offset >= Self.blockByteCount {
-            Self.compress(base + offset, state: &state, schedule: &schedule)
-            offset += Self.blockByteCount
+        let wholeBlocks = (bytes.count - offset) / Self.blockByteCount
+        if wholeBlocks > 0 {
+            Self.compress(base + offset, blockCount: wholeBlocks, state: &state, schedule: &schedule)
+            offset += wholeBlocks * Self.blockByteCount
         }
         if offset < bytes.count {
             pending.append(contentsOf: UnsafeRawBufferPointer(start: base + offset, count: bytes.count - offset))
@@ -95,31 +96,37 @@ public struct SHA256 {
         return hasher.finalize().hexString
     }
 
-    private static func compress(_ block: UnsafeRawPointer, state: inout [UInt32], schedule: inout [UInt32]) {
-        schedule.withUnsafeMutableBufferPointer { w in
-            for t in 0..<16 {
-                w[t] = UInt32(bigEndian: block.loadUnaligned(fromByteOffset: 4 * t, as: UInt32.self))
-            }
-            for t in 16..<64 {
-                let s0 = w[t - 15].rotatedRight(7) ^ w[t - 15].rotatedRight(18) ^ (w[t - 15] >> 3)
-                let s1 = w[t - 2].rotatedRight(17) ^ w[t - 2].rotatedRight(19) ^ (w[t - 2] >> 10)
-                w[t] = w[t - 16] &+ s0 &+ w[t - 7] &+ s1
-            }
-            Self.roundConstants.withUnsafeBufferPointer { k in
+    /// Runs the compression function over `blockCount` consecutive 64-byte blocks (FIPS 180-4 §6.2.2).
+    /// Working on many blocks per call keeps the state in registers and the array checks out of the loop.
+    private static func compress(_ blocks: UnsafeRawPointer, blockCount: Int, state: inout [UInt32],
+                                 schedule: inout [UInt32]) {
+        roundConstants.withUnsafeBufferPointer { k in
+            schedule.withUnsafeMutableBufferPointer { w in
                 state.withUnsafeMutableBufferPointer { h in
-                    var a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], hh = h[7]
-                    for t in 0..<64 {
-                        let sum1 = e.rotatedRight(6) ^ e.rotatedRight(11) ^ e.rotatedRight(25)
-                        let choose = (e & f) ^ (~e & g)
-                        let temp1 = hh &+ sum1 &+ choose &+ k[t] &+ w[t]
-                        let sum0 = a.rotatedRight(2) ^ a.rotatedRight(13) ^ a.rotatedRight(22)
-                        let majority = (a & b) ^ (a & c) ^ (b & c)
-                        let temp2 = sum0 &+ majority
-                        hh = g; g = f; f = e; e = d &+ temp1
-                        d = c; c = b; b = a; a = temp1 &+ temp2
+                    for blockIndex in 0..<blockCount {
+                        let block = blocks + blockIndex * blockByteCount
+                        for t in 0..<16 {
+                            w[t] = UInt32(bigEndian: block.loadUnaligned(fromByteOffset: 4 * t, as: UInt32.self))
+                        }
+                        for t in 16..<64 {
+                            let s0 = w[t - 15].rotatedRight(7) ^ w[t - 15].rotatedRight(18) ^ (w[t - 15] >> 3)
+                            let s1 = w[t - 2].rotatedRight(17) ^ w[t - 2].rotatedRight(19) ^ (w[t - 2] >> 10)
+                            w[t] = w[t - 16] &+ s0 &+ w[t - 7] &+ s1
+                        }
+                        var a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], hh = h[7]
+                        for t in 0..<64 {
+                            let sum1 = e.rotatedRight(6) ^ e.rotatedRight(11) ^ e.rotatedRight(25)
+                            let choose = (e & f) ^ (~e & g)
+                            let temp1 = hh &+ sum1 &+ choose &+ k[t] &+ w[t]
+                            let sum0 = a.rotatedRight(2) ^ a.rotatedRight(13) ^ a.rotatedRight(22)
+                            let majority = (a & b) ^ (a & c) ^ (b & c)
+                            let temp2 = sum0 &+ majority
+                            hh = g; g = f; f = e; e = d &+ temp1
+                            d = c; c = b; b = a; a = temp1 &+ temp2
+                        }
+                        h[0] &+= a; h[1] &+= b; h[2] &+= c; h[3] &+= d
+                        h[4] &+= e; h[5] &+= f; h[6] &+= g; h[7] &+= hh
                     }
-                    h[0] &+= a; h[1] &+= b; h[2] &+= c; h[3] &+= d
-                    h[4] &+= e; h[5] &+= f; h[6] &+= g; h[7] &+= hh
                 }
             }
         }

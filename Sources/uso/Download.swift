@@ -82,6 +82,7 @@ struct Download: AsyncParsableCommand {
         print("\(prepared.downloads.count) files, \(ByteCount(prepared.remainingBytes)) to fetch into "
               + "\(downloader.store.modelDirectory.path)")
         if dryRun { return nil }
+        fflush(stdout)  // the plan before the progress display on stderr
         let inventory = try await downloader.run(prepared, observer: TerminalProgress())
         if inventory.isComplete { print("\(modelType.rawValue): every file is present.") }
         return inventory

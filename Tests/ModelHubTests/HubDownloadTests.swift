@@ -281,6 +281,28 @@ final class HubDownloadTests: XCTestCase {
         }
     }
 
+    /// A disk that fills up mid-download: the partial file is linked to /dev/full, where every write fails
+    /// with ENOSPC. The download stops at once (no retry) and says the partial file is kept.
+    func testDiskFullStopsAndKeepsThePartialFile() async throws {
+        guard FileManager.default.fileExists(atPath: "/dev/full") else { throw XCTSkip("needs /dev/full") }
+        let root = try makeTemporaryDirectory(self)
+        let destination = root.appendingPathComponent("lora.safetensors")
+        try FileManager.default.createSymbolicLink(atPath: destination.path + ".incomplete", withDestinationPath: "/dev/full")
+        _ = addLoRA(size: 8_000)
+        let client = makeClient()
+        let metadata = try await client.metadata(of: usoRepository, path: loraPath)
+        do {
+            try await client.download(usoRepository, path: loraPath, metadata: metadata, to: destination) { _ in }
+            XCTFail("writing to a full disk must fail")
+        } catch let error as HubError {
+            guard case .diskFull(let partial, 0) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(partial, destination.path + ".incomplete")
+            XCTAssertTrue(error.description.contains("partial file is kept"), error.description)
+        }
+        XCTAssertEqual(hub.requests.filter { $0.path.hasPrefix("/storage/") }.count, 1, "a full disk is not retried")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: destination.path))
+    }
+
     func testInsufficientDiskSpaceStopsBeforeDownloading() async throws {
         let root = try makeTemporaryDirectory(self)
         hub.addFiles(of: ModelCatalog.components(for: .fluxDev))
