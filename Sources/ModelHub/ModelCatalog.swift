@@ -35,7 +35,6 @@ public struct HubRepository: Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String { id }
-    public var pageURL: String { "https://huggingface.co/\(id)" }
 }
 
 /// A file the pipeline reads: its path inside the hub repository and its path under `--model-dir`.

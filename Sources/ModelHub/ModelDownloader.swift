@@ -23,7 +23,6 @@ public struct DownloadPlan: Sendable {
     public var downloads: [PlannedDownload]
 
     public var modelType: ModelType { inventory.modelType }
-    public var totalBytes: UInt64 { downloads.reduce(0) { $0 + ($1.metadata?.size ?? 0) } }
     public var remainingBytes: UInt64 { downloads.reduce(0) { $0 + ($1.remainingBytes ?? 0) } }
 }
 

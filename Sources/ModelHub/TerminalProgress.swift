@@ -19,6 +19,8 @@ public final class TerminalProgress: DownloadObserver {
     private var totalSize: UInt64 = 0
     private var startedAt = Date()
     private var bytesAtStart: UInt64 = 0
+    /// Bytes of the files already finished (they leave `files`).
+    private var finishedBytes: UInt64 = 0
     /// (time, total bytes on disk) over the last few seconds, for a rate that follows the link's speed.
     private var samples: [(Date, UInt64)] = []
     private var lastDraw = Date.distantPast
@@ -80,7 +82,6 @@ public final class TerminalProgress: DownloadObserver {
 
     // MARK: Drawing (called with the lock held)
 
-    private var finishedBytes: UInt64 = 0
     private var totalBytesOnDisk: UInt64 { finishedBytes + files.values.reduce(0) { $0 + $1.bytesOnDisk } }
 
     private var recentRate: Double {
