@@ -16,6 +16,11 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.3.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.20.0"),
     ],
     targets: [
         // System C libraries from Debian's -dev packages (scripts/setup.sh installs them).
@@ -51,7 +56,11 @@ let package = Package(
             "TensorEngine", "WeightFiles", "FluxDiT", "TextEncoders", "StyleEncoder", "Autoencoder",
             "Tokenizers", "ImageIO",
         ], swiftSettings: optimize),
-        .target(name: "ModelHub", swiftSettings: optimize),
+        .target(name: "ModelHub", dependencies: [
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ], swiftSettings: optimize),
 
         .executableTarget(name: "USOCommand", dependencies: [
             "Pipeline", "WeightFiles", "ModelHub",
@@ -66,7 +75,13 @@ let package = Package(
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
         .testTarget(name: "ImageIOTests", dependencies: ["ImageIO"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline"]),
-        .testTarget(name: "ModelHubTests", dependencies: ["ModelHub"]),
+        .testTarget(name: "ModelHubTests", dependencies: [
+            "ModelHub",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+        ]),
     ],
     swiftLanguageModes: [.v5]
 )

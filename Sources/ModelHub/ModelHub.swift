@@ -1,1 +1,0 @@
-// ModelHub: under construction
