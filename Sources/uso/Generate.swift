@@ -87,6 +87,9 @@ struct Generate: AsyncParsableCommand {
     /// The requests to run: one from the flags, or one per entry of the batch file.
     func batchEntries() throws -> [BatchEntry] {
         var base = GenerationRequest(prompt: inputs.prompt ?? "")
+        if let directory = try? model.directory(), let defaults = ModelDefaults.load(from: directory) {
+            defaults.apply(to: &base)
+        }
         if let from = inputs.from { base = try RequestMetadata.request(fromImage: from) }
         if let evalPath = inputs.evalJSONPath {
             return try BatchFile.entries(at: evalPath).map { item in

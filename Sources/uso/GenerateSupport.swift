@@ -44,6 +44,11 @@ struct ModelOptions: ParsableArguments {
 
     var resolvedDescription: String { modelDirectory ?? "the bundled default model" }
 
+    /// The model folder: --model-dir, else the bundled default.
+    func directory() throws -> URL {
+        try modelDirectory.map { URL(fileURLWithPath: $0) } ?? ModelLocation.bundledDefault()
+    }
+
     func makeGenerator() throws -> ImageGenerator {
         let location = try ModelLocation.resolve(modelDirectory: modelDirectory, modelType: modelType ?? .fluxDev)
         return try USOPipeline(location: location, expectedLoRARank: loraRank)

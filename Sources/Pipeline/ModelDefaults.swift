@@ -1,0 +1,34 @@
+import Foundation
+
+/// Recommended settings a model folder may carry in `uso-defaults.json` (the bundled uso-mini
+/// does: it was trained at 128×128). They replace the reference's defaults for that model only;
+/// `--from` metadata and explicit flags still win.
+public struct ModelDefaults: Sendable, Equatable, Decodable {
+    public var width: Int?
+    public var height: Int?
+    public var contentReference: Int?
+    public var steps: Int?
+    public var guidance: Double?
+    public var seed: UInt64?
+
+    enum CodingKeys: String, CodingKey {
+        case width, height, seed, guidance
+        case contentReference = "content_ref"
+        case steps = "num_steps"
+    }
+
+    /// The folder's defaults, or none when it has no (readable) `uso-defaults.json`.
+    public static func load(from directory: URL) -> ModelDefaults? {
+        guard let data = try? Data(contentsOf: directory.appendingPathComponent("uso-defaults.json")) else { return nil }
+        return try? JSONDecoder().decode(ModelDefaults.self, from: data)
+    }
+
+    public func apply(to request: inout GenerationRequest) {
+        if let width { request.width = width }
+        if let height { request.height = height }
+        if let contentReference { request.contentReferenceSize = contentReference }
+        if let steps { request.steps = steps }
+        if let guidance { request.guidance = guidance }
+        if let seed { request.seed = seed }
+    }
+}
