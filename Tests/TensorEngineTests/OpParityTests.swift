@@ -101,14 +101,15 @@ final class OpParityTests: XCTestCase {
         let qc = try fixture("attention_causal_f32.q"), kc = try fixture("attention_causal_f32.k"), vc = try fixture("attention_causal_f32.v")
         assertClose(attention(query: qc, key: kc, value: vc, scale: 0.25, causal: true), try fixture("attention_causal_f32.y"),
                     relative: Self.f32Tolerance, "attention causal f32 (two query blocks)")
-        // BF16: torch rounds the probabilities to BF16 before P·V; we keep them in F32. The outputs
-        // (weighted means of BF16 values, |v| ≲ 3) then differ by a few BF16 steps at most.
+        // BF16: probabilities are rounded to BF16 before P·V (relative error 2⁻⁹ each, as torch's
+        // flash kernel does; its small-size path may keep them in F32), then the output is rounded
+        // once more: both bounded by one BF16 step at the output's peak, 2⁻⁷ of the peak.
         let qb = try fixture("attention_bf16.q"), kb = try fixture("attention_bf16.k"), vb = try fixture("attention_bf16.v")
         let ours = attention(query: qb, key: kb, value: vb, scale: scale)
         XCTAssertEqual(ours.dtype, .bf16)
-        assertClose(ours, try fixture("attention_bf16.y"), relative: 4e-3, "attention bf16")
+        assertClose(ours, try fixture("attention_bf16.y"), relative: 8e-3, "attention bf16")
         assertClose(attention(query: qb, key: kb, value: vb, scale: scale, bias: try fixture("attention_bf16.bias")),
-                    try fixture("attention_bf16.biased"), relative: 4e-3, "attention bf16 with bias")
+                    try fixture("attention_bf16.biased"), relative: 8e-3, "attention bf16 with bias")
     }
 
     func testRotaryEmbedding() throws {

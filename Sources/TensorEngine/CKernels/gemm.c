@@ -3,6 +3,7 @@
 // cached by shape, strides and types.
 #include "ckernels.h"
 #include <cblas.h>
+#include <dlfcn.h>
 #include <oneapi/dnnl/dnnl.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -21,9 +22,30 @@ static dnnl_stream_t current_stream(void) {
     return thread_stream;
 }
 
+// oneDNN runs on OpenMP (libgomp, loaded with libdnnl). A primitive fixes its thread count when
+// created, so the count is part of the cache key; attention workers lower it to 1 for their own
+// thread. The OpenMP entry points are looked up at run time: libgomp is only an indirect dependency.
+static void (*omp_set_threads)(int);
+static int (*omp_get_threads)(void);
+static pthread_once_t omp_once = PTHREAD_ONCE_INIT;
+static void resolve_omp(void) {
+    omp_set_threads = (void (*)(int))dlsym(RTLD_DEFAULT, "omp_set_num_threads");
+    omp_get_threads = (int (*)(void))dlsym(RTLD_DEFAULT, "omp_get_max_threads");
+}
+
+int uso_gemm_threads(void) {
+    pthread_once(&omp_once, resolve_omp);
+    return omp_get_threads ? omp_get_threads() : 1;
+}
+
+void uso_set_gemm_threads(int n) {
+    pthread_once(&omp_once, resolve_omp);
+    if (omp_set_threads) omp_set_threads(n);
+}
+
 typedef struct {
     int64_t m, n, k, a_rs, a_cs, b_rs, b_cs, c_rs;
-    int a_dtype, b_dtype, c_dtype, has_bias;
+    int a_dtype, b_dtype, c_dtype, has_bias, threads;
 } gemm_key;
 
 enum { CACHE_SIZE = 64 };
@@ -138,7 +160,7 @@ int uso_gemm(int64_t m, int64_t n, int64_t k,
              const void *b, int b_dtype, int64_t b_rs, int64_t b_cs,
              void *c, int c_dtype, int64_t c_rs, const float *bias) {
     if (m == 0 || n == 0) return 0;
-    gemm_key key = {m, n, k, a_rs, a_cs, b_rs, b_cs, c_rs, a_dtype, b_dtype, c_dtype, bias != NULL};
+    gemm_key key = {m, n, k, a_rs, a_cs, b_rs, b_cs, c_rs, a_dtype, b_dtype, c_dtype, bias != NULL, uso_gemm_threads()};
     int all_f32 = a_dtype == USO_F32 && b_dtype == USO_F32 && c_dtype == USO_F32;
     if (all_f32 && (f32_engine == 0 || k == 0)) {
         int status = blas_gemm(&key, a, b, c, bias);

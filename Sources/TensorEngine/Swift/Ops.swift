@@ -218,7 +218,7 @@ public func attention(query q: Tensor, key k: Tensor, value v: Tensor, scale: Fl
                                          bias?.constPointer, bias?.dtype.code ?? 0, result.rawPointer, dtype.code,
                                          Int64(lq), Int64(lk), Int64(heads), Int64(d), Int64(dv), scale,
                                          causal ? 1 : 0, Int64(range.lowerBound), Int64(range.upperBound))
-        precondition(status == 0, "attention: no memory for the block scratch")
+        precondition(status == 0, "attention: block scratch or GEMM failed (\(status))")
     }
     return result
 }

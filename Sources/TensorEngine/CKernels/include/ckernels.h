@@ -82,6 +82,9 @@ int uso_linear(int64_t rows, int64_t in_features, int64_t out_features,
                const float *bias, void *y, int y_dtype);
 // The F32 GEMM engine: 0 = OpenBLAS (default), 1 = oneDNN. For benchmarks.
 void uso_set_f32_gemm_engine(int engine);
+// oneDNN's thread count for GEMMs started from the calling thread (OpenMP's per-thread setting).
+int uso_gemm_threads(void);
+void uso_set_gemm_threads(int n);
 
 // MARK: attention
 // Blocked (online-softmax) attention, split into work items (head, block of query rows): item i is
@@ -94,6 +97,7 @@ int uso_attention_items(const void *q, const void *k, const void *v, int in_dtyp
                         const void *bias, int bias_dtype, void *out, int out_dtype,
                         int64_t lq, int64_t lk, int64_t heads, int64_t d, int64_t dv,
                         float scale, int causal, int64_t item_start, int64_t item_end);
-// Threads OpenBLAS may use (its own pool); attention runs it single-threaded inside each worker.
+// Threads OpenBLAS may use (its own pool). Attention runs OpenBLAS and oneDNN single-threaded
+// inside each of its workers.
 int uso_blas_threads(void);
 void uso_set_blas_threads(int n);
