@@ -1,7 +1,7 @@
 // uso-bench: times the tensor engine beside PyTorch on the same machine, in the same run.
 //
-//   swift run -c release uso-bench gemm [--repeats N]        linear layer, F32 and BF16
-//   swift run -c release uso-bench attention [--repeats N]   attention L=4096, 24 heads, D=128
+//   swift run -c release uso-bench gemm [--repeats N] [--rounds R]        linear layer, F32 and BF16
+//   swift run -c release uso-bench attention [--repeats N] [--rounds R]   attention L=4096, 24 heads, D=128
 //
 // PyTorch's figures come from tools/bench/torch_gemm.py (python3); without torch they are skipped.
 import Foundation
@@ -37,13 +37,18 @@ func randomTensor(_ shape: [Int], dtype: DType, seed: UInt64) -> Tensor {
 func gemmBenchmarks(repeats: Int) -> [Measurement] {
     var results: [Measurement] = []
     for (m, k, n) in [(4096, 3072, 3072), (4096, 3072, 12288)] {
-        for dtype in [DType.f32, .bf16] {
+        // F32 on each library (OpenBLAS is the default), then BF16 (oneDNN).
+        let runs: [(DType, F32MatrixLibrary, String)] = [(.f32, .openBLAS, "F32"), (.f32, .oneDNN, "F32 (oneDNN)"),
+                                                          (.bf16, .openBLAS, "BF16")]
+        for (dtype, library, label) in runs {
+            library.select()
             let x = randomTensor([m, k], dtype: dtype, seed: 1), weight = randomTensor([n, k], dtype: dtype, seed: 2)
             let seconds = bestSeconds(repeats: repeats) { _ = linear(x, weight: weight) }
-            results.append(Measurement(shape: "\(m)x\(k)@\(k)x\(n)", dtype: dtype.rawValue, seconds: seconds,
+            results.append(Measurement(shape: "\(m)x\(k)@\(k)x\(n)", dtype: label, seconds: seconds,
                                        gflops: 2 * Double(m) * Double(n) * Double(k) / seconds / 1e9))
         }
     }
+    F32MatrixLibrary.openBLAS.select()
     return results
 }
 
@@ -88,11 +93,11 @@ func torchMeasurements(mode: String, repeats: Int) -> (results: [String: Measure
 
 func printTable(_ ours: [Measurement], torch: [String: Measurement]) {
     func column(_ text: String, _ width: Int) -> String { text.padding(toLength: width, withPad: " ", startingAt: 0) }
-    print(column("shape", 22) + column("dtype", 7) + column("uso s", 10) + column("uso GFLOP/s", 13)
+    print(column("shape", 22) + column("dtype", 14) + column("uso s", 10) + column("uso GFLOP/s", 13)
           + column("torch s", 10) + column("torch GFLOP/s", 15) + "uso/torch")
     for row in ours {
-        let theirs = torch["\(row.shape) \(row.dtype)"]
-        print(column(row.shape, 22) + column(row.dtype, 7) + column(String(format: "%.3f", row.seconds), 10)
+        let theirs = torch["\(row.shape) \(row.dtype.prefix { $0 != " " })"]
+        print(column(row.shape, 22) + column(row.dtype, 14) + column(String(format: "%.3f", row.seconds), 10)
               + column(String(format: "%.1f", row.gflops), 13)
               + column(theirs.map { String(format: "%.3f", $0.seconds) } ?? "-", 10)
               + column(theirs.map { String(format: "%.1f", $0.gflops) } ?? "-", 15)
@@ -107,15 +112,27 @@ func loadAverage() -> String {
 
 let arguments = Array(CommandLine.arguments.dropFirst())
 let mode = arguments.first ?? "gemm"
-let repeats = arguments.firstIndex(of: "--repeats").flatMap { arguments.indices.contains($0 + 1) ? Int(arguments[$0 + 1]) : nil } ?? 5
+func option(_ name: String, default value: Int) -> Int {
+    arguments.firstIndex(of: name).flatMap { arguments.indices.contains($0 + 1) ? Int(arguments[$0 + 1]) : nil } ?? value
+}
+let repeats = max(1, option("--repeats", default: mode == "gemm" ? 3 : 1))
+let rounds = max(1, option("--rounds", default: 2))
 guard ["gemm", "attention"].contains(mode) else {
-    FileHandle.standardError.write(Data("usage: uso-bench gemm|attention [--repeats N]\n".utf8))
+    FileHandle.standardError.write(Data("usage: uso-bench gemm|attention [--repeats N] [--rounds R]\n".utf8))
     exit(64)
 }
-print("uso-bench \(mode): best of \(repeats), \(ProcessInfo.processInfo.activeProcessorCount) cores, load average \(loadAverage())")
-let ours = mode == "gemm" ? gemmBenchmarks(repeats: repeats)
-                          : attentionBenchmarks(repeats: max(1, repeats / 2), length: 4096, heads: 24, dim: 128)
-let (torch, note) = torchMeasurements(mode: mode, repeats: mode == "gemm" ? repeats : max(1, repeats / 2))
-if let note { print(note) }
+print("uso-bench \(mode): best of \(repeats) per round, \(rounds) rounds alternating uso and PyTorch, "
+      + "\(ProcessInfo.processInfo.activeProcessorCount) cores, load average \(loadAverage())")
+// Rounds alternate between us and PyTorch so that a change in the machine's load hits both.
+var ours: [Measurement] = [], torch: [String: Measurement] = [:], torchNote: String?
+for _ in 0..<rounds {
+    let round = mode == "gemm" ? gemmBenchmarks(repeats: repeats)
+                               : attentionBenchmarks(repeats: repeats, length: 4096, heads: 24, dim: 128)
+    ours = ours.isEmpty ? round : zip(ours, round).map { $0.seconds <= $1.seconds ? $0 : $1 }
+    let (figures, note) = torchMeasurements(mode: mode, repeats: repeats)
+    torchNote = note
+    for (key, value) in figures where value.seconds < torch[key]?.seconds ?? .infinity { torch[key] = value }
+}
+if let torchNote { print(torchNote) }
 printTable(ours, torch: torch)
 print("load average after: \(loadAverage())")

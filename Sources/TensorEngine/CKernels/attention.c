@@ -115,7 +115,7 @@ int uso_attention_items(const void *q, const void *k, const void *v, int in_dtyp
                     for (int64_t j = 0; j < valid; j++) s[j] += b[j];
                 }
                 float m = row_max[r];
-                for (int64_t j = 0; j < valid; j++) m = s[j] > m ? s[j] : m;
+                for (int64_t j = 0; j < valid; j++) m = fmaxf(m, s[j]);
                 if (m == -INFINITY) {   // nothing visible yet in this row
                     for (int64_t j = 0; j < bk; j++) s[j] = 0;
                     continue;

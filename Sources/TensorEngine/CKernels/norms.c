@@ -27,7 +27,7 @@ void uso_softmax_rows(const void *x, int x_dtype, void *out, int out_dtype, size
         const float *src = uso_load(x, x_dtype, row * n, n, b.in);
         float *dst = uso_target(out, out_dtype, row * n, b.out);
         float m = -INFINITY;
-        for (size_t i = 0; i < n; i++) m = src[i] > m ? src[i] : m;
+        for (size_t i = 0; i < n; i++) m = fmaxf(m, src[i]);
         float sum = 0;
         for (size_t i = 0; i < n; i++) { dst[i] = uso_expf(src[i] - m); sum += dst[i]; }
         float inv = 1.0f / sum;
