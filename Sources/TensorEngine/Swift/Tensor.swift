@@ -1,6 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+import CKernels
 
 /// Bytes behind one or more tensors: either owned (64-byte aligned heap memory) or borrowed from
 /// an owner that keeps them alive, such as a memory-mapped weight file.
@@ -10,10 +8,15 @@ public final class TensorStorage: @unchecked Sendable {
     private let owner: AnyObject?
 
     /// Fresh zeroed memory.
-    public init(byteCount: Int) {
+    public convenience init(byteCount: Int) {
+        self.init(uninitializedByteCount: byteCount)
+        pointer.initializeMemory(as: UInt8.self, repeating: 0, count: byteCount)
+    }
+
+    /// Fresh memory that the caller fills completely (skips a pass over large op outputs).
+    init(uninitializedByteCount byteCount: Int) {
         self.byteCount = byteCount
         self.pointer = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 1), alignment: 64)
-        pointer.initializeMemory(as: UInt8.self, repeating: 0, count: byteCount)
         self.owner = nil
     }
 
@@ -53,11 +56,20 @@ public struct Tensor: @unchecked Sendable {
                   storage: TensorStorage(byteCount: shape.reduce(1, *) * dtype.byteSize))
     }
 
+    /// Tensor whose every element the caller is about to write.
+    init(uninitialized shape: [Int], dtype: DType) {
+        self.init(shape: shape, dtype: dtype,
+                  storage: TensorStorage(uninitializedByteCount: shape.reduce(1, *) * dtype.byteSize))
+    }
+
     /// Tensor holding `values` (rounded to `dtype`).
     public init(_ values: [Float], shape: [Int], dtype: DType = .f32) {
         precondition(values.count == shape.reduce(1, *), "\(values.count) values for shape \(shape)")
-        self.init(zeros: shape, dtype: dtype)
-        values.withUnsafeBufferPointer { dtype.encode($0.baseAddress!, into: rawPointer, count: values.count) }
+        self.init(uninitialized: shape, dtype: dtype)
+        let destination = rawPointer
+        values.withUnsafeBufferPointer {
+            uso_convert($0.baseAddress, DType.f32.code, destination, dtype.code, values.count)
+        }
     }
 
     public var count: Int { shape.reduce(1, *) }
@@ -74,7 +86,7 @@ public struct Tensor: @unchecked Sendable {
     /// All elements decoded to Float.
     public func toFloats() -> [Float] {
         [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
-            dtype.decode(rawPointer, into: buffer.baseAddress!, count: count)
+            uso_convert(rawPointer, dtype.code, buffer.baseAddress, DType.f32.code, count)
             initialized = count
         }
     }
@@ -82,16 +94,12 @@ public struct Tensor: @unchecked Sendable {
     /// The same values in another storage type (a copy unless the type is unchanged).
     public func converted(to target: DType) -> Tensor {
         if target == dtype { return self }
-        let result = Tensor(zeros: shape, dtype: target)
-        let chunk = 1 << 16
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: min(chunk, max(count, 1))) { scratch in
-            var start = 0
-            while start < count {
-                let n = min(chunk, count - start)
-                dtype.decode(rawPointer + start * dtype.byteSize, into: scratch.baseAddress!, count: n)
-                target.encode(scratch.baseAddress!, into: result.rawPointer + start * target.byteSize, count: n)
-                start += n
-            }
+        let result = Tensor(uninitialized: shape, dtype: target)
+        let chunk = 1 << 14, chunks = (count + chunk - 1) / chunk
+        parallelRanges(chunks, itemCost: chunk) { range in
+            let start = range.lowerBound * chunk, end = min(range.upperBound * chunk, count)
+            uso_convert(rawPointer + start * dtype.byteSize, dtype.code,
+                        result.rawPointer + start * target.byteSize, target.code, end - start)
         }
         return result
     }

@@ -1,16 +1,103 @@
-// Hot loops of the tensor engine in C, so the compiler vectorises them (AVX-512 on this machine).
+// Hot loops of the tensor engine in C, compiled -O3 -march=native so they vectorise (AVX-512 here)
+// even in debug builds of the Swift code. Kernels are single-threaded over a range of rows; the Swift
+// side splits work across cores.
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
 
-// Storage conversions. All rounding is round-to-nearest-even, as PyTorch's casts.
+// Storage types, numbered as Swift's `DType.code`.
+enum uso_dtype { USO_F32 = 0, USO_BF16 = 1, USO_F16 = 2, USO_F8E4M3 = 3, USO_F8E5M2 = 4 };
+size_t uso_dtype_size(int dtype);
+
+// MARK: storage conversions. All rounding is round-to-nearest-even, bit-exact with PyTorch's casts.
 void uso_bf16_to_f32(const uint16_t *src, float *dst, size_t n);
 void uso_f32_to_bf16(const float *src, uint16_t *dst, size_t n);
 void uso_f16_to_f32(const uint16_t *src, float *dst, size_t n);
 void uso_f32_to_f16(const float *src, uint16_t *dst, size_t n);
-// float8_e4m3fn: no infinities, 0x7f/0xff are NaN, max 448; out-of-range values become NaN (torch's cast).
+// float8_e4m3fn: no infinities, 0x7f/0xff are NaN, max 448; larger values (and inf) saturate to ±448, as in torch.
 void uso_f8e4m3_to_f32(const uint8_t *src, float *dst, size_t n);
 void uso_f32_to_f8e4m3(const float *src, uint8_t *dst, size_t n);
-// float8_e5m2: IEEE-like (inf and NaN), max 57344.
+// float8_e5m2: IEEE-like (inf and NaN), max 57344; |x| >= 61440 becomes inf.
 void uso_f8e5m2_to_f32(const uint8_t *src, float *dst, size_t n);
 void uso_f32_to_f8e5m2(const float *src, uint8_t *dst, size_t n);
+// Any storage type to any other, through float in small chunks.
+void uso_convert(const void *src, int src_dtype, void *dst, int dst_dtype, size_t n);
+
+// MARK: elementwise
+enum uso_unary_op {
+    USO_SILU, USO_SIGMOID, USO_GELU_ERF, USO_GELU_TANH,
+    USO_ADD_SCALAR, USO_MUL_SCALAR, USO_SUB_SCALAR, USO_DIV_SCALAR, USO_RSUB_SCALAR,
+};
+enum uso_binary_op { USO_ADD, USO_SUB, USO_MUL, USO_DIV };
+
+// out[i] = op(x[i]) for elements [start, end); `scalar` is the operand of the *_SCALAR ops.
+void uso_unary(int op, float scalar, const void *x, int x_dtype, void *out, int out_dtype,
+               size_t start, size_t end);
+
+// Broadcasting binary op over rows of the last axis of `shape` (rank <= 8). `a_strides`/`b_strides`
+// are element strides per axis (0 where broadcast); `out` is contiguous. Rows [row_start, row_end).
+void uso_binary(int op, const void *a, int a_dtype, const int64_t *a_strides,
+                const void *b, int b_dtype, const int64_t *b_strides,
+                void *out, int out_dtype, const int64_t *shape, int rank,
+                size_t row_start, size_t row_end);
+
+// MARK: row-wise reductions over the last axis (rows [start, end) of length n)
+void uso_softmax_rows(const void *x, int x_dtype, void *out, int out_dtype, size_t n, size_t start, size_t end);
+// weight/bias may be NULL (non-affine).
+void uso_layernorm_rows(const void *x, int x_dtype, void *out, int out_dtype, size_t n,
+                        const float *weight, const float *bias, float eps, size_t start, size_t end);
+void uso_rmsnorm_rows(const void *x, int x_dtype, void *out, int out_dtype, size_t n,
+                      const float *weight, float eps, size_t start, size_t end);
+// GroupNorm of [C, plane] for groups [group_start, group_end), `channels_per_group` channels each.
+void uso_groupnorm(const void *x, int x_dtype, void *out, int out_dtype, size_t plane, size_t channels_per_group,
+                   const float *weight, const float *bias, float eps, size_t group_start, size_t group_end);
+// Interleaved-pair rotary embedding on x [L, H, D] for rows (t·H + h) in [start, end); cos/sin [L, D/2].
+void uso_rope_rows(const void *x, int x_dtype, void *out, int out_dtype, size_t heads, size_t dim,
+                   const float *cos_table, const float *sin_table, size_t start, size_t end);
+
+// MARK: images [C, H, W] and layout
+// Output rows (c·OH + y) in [start, end) of the nearest ×2 upsampling; same dtype in and out.
+void uso_upsample_nearest2x_rows(const void *x, void *out, size_t elem_size, size_t h, size_t w,
+                                 size_t start, size_t end);
+// im2col for output rows [oy0, oy1): columns [C·kh·kw, (oy1-oy0)·ow] in `col_dtype` (zero padding).
+void uso_im2col(const void *x, int x_dtype, void *columns, int col_dtype, size_t channels, size_t h, size_t w,
+                size_t kh, size_t kw, size_t stride, size_t pad, size_t ow, size_t oy0, size_t oy1);
+// out[i] for rows [start, end) of the output (last axis = row): general strided gather, same dtype.
+void uso_permute_rows(const void *x, void *out, size_t elem_size, const int64_t *out_shape,
+                      const int64_t *in_strides, int rank, size_t start, size_t end);
+
+// MARK: matrix products
+// C[M, N] = A[M, K]·B[K, N] (+ bias[N]) (+ C if accumulate). Element (i, j) of X lives at
+// X + i·rs + j·cs (elements). F32 runs on OpenBLAS sgemm, BF16 on oneDNN (f32 accumulation);
+// C may be F32 or BF16. Returns 0, or a nonzero status on failure (unsupported combination).
+int uso_gemm(int64_t m, int64_t n, int64_t k,
+             const void *a, int a_dtype, int64_t a_rs, int64_t a_cs,
+             const void *b, int b_dtype, int64_t b_rs, int64_t b_cs,
+             void *c, int c_dtype, int64_t c_rs, const float *bias);
+// y[rows, out] = x[rows, in]·weightᵀ + bias with weight [out, in] stored as `w_dtype`; compute in
+// `compute` (F32 or BF16: x must already be in it). Weights of another type are converted in
+// bounded chunks of output rows, never all at once. y is `y_dtype` (F32 or BF16).
+int uso_linear(int64_t rows, int64_t in_features, int64_t out_features,
+               const void *x, int compute, const void *weight, int w_dtype,
+               const float *bias, void *y, int y_dtype);
+// The F32 GEMM engine: 0 = OpenBLAS (default), 1 = oneDNN. For benchmarks.
+void uso_set_f32_gemm_engine(int engine);
+// oneDNN's thread count for GEMMs started from the calling thread (OpenMP's per-thread setting).
+int uso_gemm_threads(void);
+void uso_set_gemm_threads(int n);
+
+// MARK: attention
+// Blocked (online-softmax) attention, split into work items (head, block of query rows): item i is
+// head i / blocks, query rows [(i % blocks)·USO_ATTENTION_QUERY_BLOCK, ...) with
+// blocks = ceil(Lq / USO_ATTENTION_QUERY_BLOCK). q [Lq, H, D], k [Lk, H, D], v [Lk, H, Dv] in
+// `in_dtype`; bias [H, Lq, Lk] or NULL; out [Lq, H·Dv] in `out_dtype`. Memory per call is
+// O(block·(D + Dv + key block)), never Lq·Lk. Returns 0, or nonzero if scratch memory is refused.
+enum { USO_ATTENTION_QUERY_BLOCK = 128, USO_ATTENTION_KEY_BLOCK = 512 };
+int uso_attention_items(const void *q, const void *k, const void *v, int in_dtype,
+                        const void *bias, int bias_dtype, void *out, int out_dtype,
+                        int64_t lq, int64_t lk, int64_t heads, int64_t d, int64_t dv,
+                        float scale, int causal, int64_t item_start, int64_t item_end);
+// Threads OpenBLAS may use (its own pool). Attention runs OpenBLAS and oneDNN single-threaded
+// inside each of its workers.
+int uso_blas_threads(void);
+void uso_set_blas_threads(int n);

@@ -1,0 +1,145 @@
+// Flash-style attention: for one head and a block of query rows, walk the keys in blocks, keeping
+// a running row maximum, running sum and rescaled output (online softmax). Scores never exist for
+// more than one key block. Callers run work items in parallel, so the products inside run
+// single-threaded: BF16 on oneDNN (bf16 inputs, f32 accumulation; the probabilities are rounded
+// to BF16 before P·V, as PyTorch's CPU flash attention does), F32 on OpenBLAS sgemm.
+#include "rows.h"
+#include "fastmath.h"
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+
+enum { QB = USO_ATTENTION_QUERY_BLOCK, KB = USO_ATTENTION_KEY_BLOCK };
+
+// Rows [start, start+count) of head `h` of x [L, H, width] as F32: in place when stored F32
+// (leading dimension H·width), else decoded into `scratch` (leading dimension width).
+static const float *head_rows(const void *x, int dtype, int64_t heads, int64_t width, int64_t h,
+                              int64_t start, int64_t count, float *scratch, int64_t *ld) {
+    if (dtype == USO_F32) {
+        *ld = heads * width;
+        return (const float *)x + (start * heads + h) * width;
+    }
+    for (int64_t r = 0; r < count; r++)
+        uso_convert((const char *)x + (size_t)(((start + r) * heads + h) * width) * uso_dtype_size(dtype), dtype,
+                    scratch + r * width, USO_F32, (size_t)width);
+    *ld = width;
+    return scratch;
+}
+
+typedef struct {
+    const void *q, *k, *v;
+    int dtype;            // F32 or BF16 run natively; other types are decoded to F32
+    int64_t heads, d, dv;
+    float *q_block, *k_block, *v_block;   // F32 decode scratch
+    uint16_t *probabilities;              // BF16 copy of a score block
+    float *product;                       // P·V of one key block (BF16 path)
+} products;
+
+static int native_bf16(const products *p) { return p->dtype == USO_BF16; }
+
+// scores[bq, bk] (leading dimension KB) = q rows · k rowsᵀ, times `scale` (applied here for F32,
+// by the caller for BF16).
+static int score_block(products *p, int64_t h, int64_t i0, int64_t bq, int64_t j0, int64_t bk, float scale,
+                       float *scores) {
+    if (native_bf16(p)) {
+        const uint16_t *q = (const uint16_t *)p->q + (i0 * p->heads + h) * p->d;
+        const uint16_t *k = (const uint16_t *)p->k + (j0 * p->heads + h) * p->d;
+        return uso_gemm(bq, bk, p->d, q, USO_BF16, p->heads * p->d, 1, k, USO_BF16, 1, p->heads * p->d,
+                        scores, USO_F32, KB, NULL);
+    }
+    int64_t ldq, ldk;
+    const float *q = head_rows(p->q, p->dtype, p->heads, p->d, h, i0, bq, p->q_block, &ldq);
+    const float *k = head_rows(p->k, p->dtype, p->heads, p->d, h, j0, bk, p->k_block, &ldk);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)bq, (blasint)bk, (blasint)p->d, scale,
+                q, (blasint)ldq, k, (blasint)ldk, 0.0f, scores, KB);
+    return 0;
+}
+
+// acc[bq, dv] += probabilities[bq, bk] · v rows.
+static int accumulate_values(products *p, int64_t h, int64_t j0, int64_t bq, int64_t bk, const float *scores, float *acc) {
+    if (native_bf16(p)) {
+        for (int64_t r = 0; r < bq; r++) uso_f32_to_bf16(scores + r * KB, p->probabilities + r * KB, (size_t)bk);
+        const uint16_t *v = (const uint16_t *)p->v + (j0 * p->heads + h) * p->dv;
+        int status = uso_gemm(bq, p->dv, bk, p->probabilities, USO_BF16, KB, 1, v, USO_BF16, p->heads * p->dv, 1,
+                              p->product, USO_F32, p->dv, NULL);
+        for (int64_t i = 0; i < bq * p->dv; i++) acc[i] += p->product[i];
+        return status;
+    }
+    int64_t ldv;
+    const float *v = head_rows(p->v, p->dtype, p->heads, p->dv, h, j0, bk, p->v_block, &ldv);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)bq, (blasint)p->dv, (blasint)bk, 1.0f,
+                scores, KB, v, (blasint)ldv, 1.0f, acc, (blasint)p->dv);
+    return 0;
+}
+
+int uso_attention_items(const void *q, const void *k, const void *v, int in_dtype,
+                        const void *bias, int bias_dtype, void *out, int out_dtype,
+                        int64_t lq, int64_t lk, int64_t heads, int64_t d, int64_t dv,
+                        float scale, int causal, int64_t item_start, int64_t item_end) {
+    int64_t blocks = (lq + QB - 1) / QB;
+    size_t floats = (size_t)(QB * d + KB * d + KB * dv + QB * KB + 2 * QB * dv + 2 * QB + KB + QB * KB / 2);
+    float *buffer = malloc(sizeof(float) * floats);
+    if (!buffer) return 1;
+    products p = {q, k, v, in_dtype, heads, d, dv};
+    p.q_block = buffer;
+    p.k_block = p.q_block + QB * d;
+    p.v_block = p.k_block + KB * d;
+    float *scores = p.v_block + KB * dv, *acc = scores + QB * KB;
+    p.product = acc + QB * dv;
+    float *row_max = p.product + QB * dv, *row_sum = row_max + QB, *bias_row = row_sum + QB;
+    p.probabilities = (uint16_t *)(bias_row + KB);
+    float post_scale = native_bf16(&p) ? scale : 1.0f;
+    int saved_threads = uso_gemm_threads(), status = 0;
+    uso_set_gemm_threads(1);
+
+    for (int64_t item = item_start; item < item_end && status == 0; item++) {
+        int64_t h = item / blocks, i0 = (item % blocks) * QB;
+        int64_t bq = lq - i0 < QB ? lq - i0 : QB;
+        int64_t key_end = causal ? (i0 + bq < lk ? i0 + bq : lk) : lk;
+        for (int64_t r = 0; r < bq; r++) { row_max[r] = -INFINITY; row_sum[r] = 0; }
+        memset(acc, 0, sizeof(float) * (size_t)(bq * dv));
+
+        for (int64_t j0 = 0; j0 < key_end && status == 0; j0 += KB) {
+            int64_t bk = key_end - j0 < KB ? key_end - j0 : KB;
+            status = score_block(&p, h, i0, bq, j0, bk, scale, scores);
+            for (int64_t r = 0; r < bq; r++) {
+                float *s = scores + r * KB;
+                int64_t valid = bk;
+                if (causal) {   // query i sees keys j <= i
+                    int64_t limit = i0 + r + 1 - j0;
+                    valid = limit < 0 ? 0 : (limit < bk ? limit : bk);
+                }
+                if (post_scale != 1.0f) for (int64_t j = 0; j < valid; j++) s[j] *= post_scale;
+                if (bias) {
+                    const float *b = uso_load(bias, bias_dtype, (size_t)((h * lq + i0 + r) * lk + j0), (size_t)valid, bias_row);
+                    for (int64_t j = 0; j < valid; j++) s[j] += b[j];
+                }
+                float m = row_max[r];
+                for (int64_t j = 0; j < valid; j++) m = fmaxf(m, s[j]);
+                if (m == -INFINITY) {   // nothing visible yet in this row
+                    for (int64_t j = 0; j < bk; j++) s[j] = 0;
+                    continue;
+                }
+                float correction = uso_expf(row_max[r] - m), sum = 0;
+                for (int64_t j = 0; j < valid; j++) { s[j] = uso_expf(s[j] - m); sum += s[j]; }
+                for (int64_t j = valid; j < bk; j++) s[j] = 0;
+                row_sum[r] = row_sum[r] * correction + sum;
+                row_max[r] = m;
+                if (correction != 1.0f) {
+                    float *o = acc + r * dv;
+                    for (int64_t c = 0; c < dv; c++) o[c] *= correction;
+                }
+            }
+            if (status == 0) status = accumulate_values(&p, h, j0, bq, bk, scores, acc);
+        }
+        for (int64_t r = 0; r < bq && status == 0; r++) {
+            float *o = acc + r * dv, inv = 1.0f / row_sum[r];
+            for (int64_t c = 0; c < dv; c++) o[c] *= inv;
+            uso_convert(o, USO_F32, (char *)out + (size_t)(((i0 + r) * heads + h) * dv) * uso_dtype_size(out_dtype),
+                        out_dtype, (size_t)dv);
+        }
+    }
+    uso_set_gemm_threads(saved_threads);
+    free(buffer);
+    return status;
+}

@@ -1,0 +1,198 @@
+// Matrix products: BF16 on oneDNN's matmul primitive (bf16 inputs, f32 accumulation, as PyTorch
+// on CPU), F32 on OpenBLAS sgemm (or oneDNN, selectable for benchmarks). oneDNN primitives are
+// cached by shape, strides and types.
+#include "ckernels.h"
+#include <cblas.h>
+#include <dlfcn.h>
+#include <oneapi/dnnl/dnnl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+static dnnl_engine_t engine;
+static pthread_once_t engine_once = PTHREAD_ONCE_INIT;
+static void create_engine(void) {
+    if (dnnl_engine_create(&engine, dnnl_cpu, 0) != dnnl_success) engine = NULL;
+}
+
+static __thread dnnl_stream_t thread_stream;   // one stream per calling thread
+static dnnl_stream_t current_stream(void) {
+    if (!thread_stream && dnnl_stream_create(&thread_stream, engine, dnnl_stream_default_flags) != dnnl_success)
+        thread_stream = NULL;
+    return thread_stream;
+}
+
+// oneDNN runs on OpenMP (libgomp, loaded with libdnnl). A primitive fixes its thread count when
+// created, so the count is part of the cache key; attention workers lower it to 1 for their own
+// thread. The OpenMP entry points are looked up at run time: libgomp is only an indirect dependency.
+static void (*omp_set_threads)(int);
+static int (*omp_get_threads)(void);
+static pthread_once_t omp_once = PTHREAD_ONCE_INIT;
+static void resolve_omp(void) {
+    omp_set_threads = (void (*)(int))dlsym(RTLD_DEFAULT, "omp_set_num_threads");
+    omp_get_threads = (int (*)(void))dlsym(RTLD_DEFAULT, "omp_get_max_threads");
+}
+
+int uso_gemm_threads(void) {
+    pthread_once(&omp_once, resolve_omp);
+    return omp_get_threads ? omp_get_threads() : 1;
+}
+
+void uso_set_gemm_threads(int n) {
+    pthread_once(&omp_once, resolve_omp);
+    if (omp_set_threads) omp_set_threads(n);
+}
+
+typedef struct {
+    int64_t m, n, k, a_rs, a_cs, b_rs, b_cs, c_rs;
+    int a_dtype, b_dtype, c_dtype, has_bias, threads;
+} gemm_key;
+
+enum { CACHE_SIZE = 64 };
+static struct { gemm_key key; dnnl_primitive_t primitive; } cache[CACHE_SIZE];
+static int cache_count, cache_next;
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static dnnl_data_type_t dnnl_type(int dtype) {
+    switch (dtype) {
+    case USO_F32: return dnnl_f32;
+    case USO_BF16: return dnnl_bf16;
+    case USO_F16: return dnnl_f16;
+    default: return dnnl_data_type_undef;
+    }
+}
+
+typedef struct { dnnl_memory_desc_t a, b, c, bias; } gemm_descs;
+
+static int describe(const gemm_key *key, gemm_descs *d) {
+    dnnl_dims_t a_dims = {key->m, key->k}, a_strides = {key->a_rs, key->a_cs};
+    dnnl_dims_t b_dims = {key->k, key->n}, b_strides = {key->b_rs, key->b_cs};
+    dnnl_dims_t c_dims = {key->m, key->n}, c_strides = {key->c_rs, 1};
+    dnnl_dims_t bias_dims = {1, key->n}, bias_strides = {key->n, 1};
+    if (dnnl_memory_desc_init_by_strides(&d->a, 2, a_dims, dnnl_type(key->a_dtype), a_strides) != dnnl_success) return 1;
+    if (dnnl_memory_desc_init_by_strides(&d->b, 2, b_dims, dnnl_type(key->b_dtype), b_strides) != dnnl_success) return 1;
+    if (dnnl_memory_desc_init_by_strides(&d->c, 2, c_dims, dnnl_type(key->c_dtype), c_strides) != dnnl_success) return 1;
+    if (dnnl_memory_desc_init_by_strides(&d->bias, 2, bias_dims, dnnl_f32, bias_strides) != dnnl_success) return 1;
+    return 0;
+}
+
+static dnnl_primitive_t cached_primitive(const gemm_key *key, const gemm_descs *d) {
+    pthread_mutex_lock(&cache_lock);
+    for (int i = 0; i < cache_count; i++) {
+        if (memcmp(&cache[i].key, key, sizeof *key) == 0) {
+            dnnl_primitive_t found = cache[i].primitive;
+            pthread_mutex_unlock(&cache_lock);
+            return found;
+        }
+    }
+    dnnl_primitive_t primitive = NULL;
+    dnnl_matmul_desc_t desc;
+    dnnl_primitive_desc_t pd = NULL;
+    if (dnnl_matmul_desc_init(&desc, &d->a, &d->b, key->has_bias ? &d->bias : NULL, &d->c) == dnnl_success &&
+        dnnl_primitive_desc_create(&pd, &desc, NULL, engine, NULL) == dnnl_success) {
+        if (dnnl_primitive_create(&primitive, pd) != dnnl_success) primitive = NULL;
+    }
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (primitive) {
+        // Round-robin replacement. An evicted primitive may still be running on another
+        // thread, so it is kept alive (leaked) rather than destroyed: shapes are few.
+        int slot = cache_count < CACHE_SIZE ? cache_count++ : cache_next++ % CACHE_SIZE;
+        cache[slot].key = *key;
+        cache[slot].primitive = primitive;
+    }
+    pthread_mutex_unlock(&cache_lock);
+    return primitive;
+}
+
+static int onednn_matmul(const gemm_key *key, const void *a, const void *b, void *c, const float *bias) {
+    pthread_once(&engine_once, create_engine);
+    if (!engine) return 1;
+    gemm_descs d;
+    if (describe(key, &d) != 0) return 2;
+    dnnl_primitive_t primitive = cached_primitive(key, &d);
+    dnnl_stream_t stream = current_stream();
+    if (!primitive || !stream) return 3;
+    dnnl_memory_t memories[4] = {NULL, NULL, NULL, NULL};
+    int status = 0;
+    status |= dnnl_memory_create(&memories[0], &d.a, engine, (void *)a) != dnnl_success;
+    status |= dnnl_memory_create(&memories[1], &d.b, engine, (void *)b) != dnnl_success;
+    status |= dnnl_memory_create(&memories[2], &d.c, engine, c) != dnnl_success;
+    if (key->has_bias) status |= dnnl_memory_create(&memories[3], &d.bias, engine, (void *)bias) != dnnl_success;
+    if (status == 0) {
+        dnnl_exec_arg_t args[4] = {
+            {DNNL_ARG_SRC, memories[0]}, {DNNL_ARG_WEIGHTS, memories[1]},
+            {DNNL_ARG_DST, memories[2]}, {DNNL_ARG_BIAS, memories[3]},
+        };
+        status = dnnl_primitive_execute(primitive, stream, key->has_bias ? 4 : 3, args) != dnnl_success ||
+                 dnnl_stream_wait(stream) != dnnl_success;
+    }
+    for (int i = 0; i < 4; i++) if (memories[i]) dnnl_memory_destroy(memories[i]);
+    return status ? 4 : 0;
+}
+
+static int f32_engine;   // 0 = OpenBLAS, 1 = oneDNN
+void uso_set_f32_gemm_engine(int engine_choice) { f32_engine = engine_choice; }
+int uso_blas_threads(void) { return openblas_get_num_threads(); }
+void uso_set_blas_threads(int n) { openblas_set_num_threads(n); }
+
+// sgemm needs unit stride along one axis of each operand.
+static int blas_gemm(const gemm_key *key, const float *a, const float *b, float *c, const float *bias) {
+    enum CBLAS_TRANSPOSE ta, tb;
+    int64_t lda, ldb;
+    if (key->a_cs == 1) { ta = CblasNoTrans; lda = key->a_rs; }
+    else if (key->a_rs == 1) { ta = CblasTrans; lda = key->a_cs; }
+    else return 5;
+    if (key->b_cs == 1) { tb = CblasNoTrans; ldb = key->b_rs; }
+    else if (key->b_rs == 1) { tb = CblasTrans; ldb = key->b_cs; }
+    else return 5;
+    float beta = 0;
+    if (bias) {
+        for (int64_t i = 0; i < key->m; i++) memcpy(c + i * key->c_rs, bias, (size_t)key->n * sizeof(float));
+        beta = 1;
+    }
+    cblas_sgemm(CblasRowMajor, ta, tb, (blasint)key->m, (blasint)key->n, (blasint)key->k, 1.0f,
+                a, (blasint)lda, b, (blasint)ldb, beta, c, (blasint)key->c_rs);
+    return 0;
+}
+
+int uso_gemm(int64_t m, int64_t n, int64_t k,
+             const void *a, int a_dtype, int64_t a_rs, int64_t a_cs,
+             const void *b, int b_dtype, int64_t b_rs, int64_t b_cs,
+             void *c, int c_dtype, int64_t c_rs, const float *bias) {
+    if (m == 0 || n == 0) return 0;
+    gemm_key key = {m, n, k, a_rs, a_cs, b_rs, b_cs, c_rs, a_dtype, b_dtype, c_dtype, bias != NULL, uso_gemm_threads()};
+    int all_f32 = a_dtype == USO_F32 && b_dtype == USO_F32 && c_dtype == USO_F32;
+    if (all_f32 && (f32_engine == 0 || k == 0)) {
+        int status = blas_gemm(&key, a, b, c, bias);
+        if (status == 0) return 0;
+    }
+    if (k == 0) return 6;
+    return onednn_matmul(&key, a, b, c, bias);
+}
+
+int uso_linear(int64_t rows, int64_t in_features, int64_t out_features,
+               const void *x, int compute, const void *weight, int w_dtype,
+               const float *bias, void *y, int y_dtype) {
+    // B[k][n] = weight[n][k]: row stride 1, column stride in_features (no transpose copy).
+    if (w_dtype == compute)
+        return uso_gemm(rows, out_features, in_features, x, compute, in_features, 1,
+                        weight, compute, 1, in_features, y, y_dtype, out_features, bias);
+    // Other weight types are widened a block of output rows at a time (~8 MB of scratch).
+    size_t compute_size = uso_dtype_size(compute);
+    int64_t block = (int64_t)((8u << 20) / compute_size) / (in_features > 0 ? in_features : 1);
+    block = block < 64 ? 64 : block / 64 * 64;
+    if (block > out_features) block = out_features;
+    void *scratch = malloc((size_t)(block * in_features) * compute_size);
+    if (!scratch) return 7;
+    int status = 0;
+    for (int64_t n0 = 0; n0 < out_features && status == 0; n0 += block) {
+        int64_t count = out_features - n0 < block ? out_features - n0 : block;
+        uso_convert((const char *)weight + (size_t)(n0 * in_features) * uso_dtype_size(w_dtype), w_dtype,
+                    scratch, compute, (size_t)(count * in_features));
+        status = uso_gemm(rows, count, in_features, x, compute, in_features, 1, scratch, compute, 1, in_features,
+                          (char *)y + (size_t)n0 * uso_dtype_size(y_dtype), y_dtype, out_features,
+                          bias ? bias + n0 : NULL);
+    }
+    free(scratch);
+    return status;
+}
