@@ -8,7 +8,7 @@ import WeightFiles
 final class AutoencoderTilingTests: XCTestCase {
     func testTileSpansAreEvenAndOverlap() {
         let layout = TileLayout(maxTileSize: 12, overlap: 4)
-        XCTAssertEqual(layout.spans(24), [0..<10, 7..<17, 14..<24])
+        XCTAssertEqual(layout.spans(24), [0..<11, 6..<17, 13..<24])
         XCTAssertEqual(layout.spans(16), [0..<10, 6..<16])
         XCTAssertEqual(layout.spans(12), [0..<12])
         let flux = TileLayout(maxTileSize: 64, overlap: TileLayout.defaultOverlap)
@@ -31,7 +31,7 @@ final class AutoencoderTilingTests: XCTestCase {
         print("tiled decode vs torch tiled decode: \(blendDifference)")
         XCTAssertLessThan(blendDifference.relative, AutoencoderParityTests.f32Tolerance)
 
-        // 2×3 tiles of a 24×16 latent, each seeing under half the image: the fixture's worst case.
+        // 3×2 tiles of a 24×16 latent, each seeing under half the image: the fixture's worst case.
         let whole = try model.decode(latent, tiling: .disabled)
         let tilingCost = AutoencoderDifference(tiled, whole)
         print("tiled (12, overlap 4) vs whole decode: \(tilingCost)")
@@ -51,16 +51,20 @@ final class AutoencoderTilingTests: XCTestCase {
 
     func testAutomaticTilingFollowsTheMemoryBudget() throws {
         let model = try Autoencoder(weights: AutoencoderFixtures.weights(), parts: .decoder)
-        let needed = model.estimatedDecodeBytes(latentHeight: 24, latentWidth: 16)
+        let needed = model.config.estimatedDecodeBytes(latentHeight: 24, latentWidth: 16)
         // [3, 48, 32] output; level 0 is 64 wide at 48×32.
         XCTAssertEqual(needed, 64 * 48 * 32 * MemoryFigures.activationCopiesAtPeak * 4)
         XCTAssertNil(try model.tileLayout(for: .automatic(memoryBudget: needed), latentHeight: 24, latentWidth: 16))
         let layout = try XCTUnwrap(model.tileLayout(for: .automatic(memoryBudget: needed / 2), latentHeight: 24, latentWidth: 16))
         XCTAssertLessThan(layout.maxTileSize, 24)
-        XCTAssertEqual(layout.overlap, TileLayout.defaultOverlap)
+        XCTAssertLessThanOrEqual(model.config.estimatedDecodeBytes(latentHeight: layout.maxTileSize, latentWidth: layout.maxTileSize), needed / 2)
+        XCTAssertEqual(layout.overlap, layout.maxTileSize / 4)
+        let starved = try XCTUnwrap(model.tileLayout(for: .automatic(memoryBudget: 1), latentHeight: 128, latentWidth: 128))
+        XCTAssertEqual(starved, TileLayout(maxTileSize: TileLayout.smallestTile, overlap: 2))
 
-        let flux = AutoencoderConfig.flux
-        XCTAssertEqual(flux.channels(level: 1), 256)
+        // FLUX at 1024²: the widest activation is level 1's 256 channels upsampled to 1024×1024.
+        XCTAssertEqual(AutoencoderConfig.flux.estimatedDecodeBytes(latentHeight: 128, latentWidth: 128),
+                       256 * 1024 * 1024 * MemoryFigures.activationCopiesAtPeak * 4)
         XCTAssertNotNil(MemoryStatus.availableBytes())
         XCTAssertNotNil(MemoryStatus.peakResidentBytes())
     }

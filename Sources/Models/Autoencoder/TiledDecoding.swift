@@ -27,10 +27,10 @@ public struct TileLayout: Sendable, Equatable {
 
     public init(maxTileSize: Int, overlap: Int) { self.maxTileSize = maxTileSize; self.overlap = overlap }
 
-    /// 16 latent pixels (128 image pixels) of overlap: enough context that seams were not measurable
-    /// against the blend's own error in our tests (see the report); tiles as large as memory allows.
+    /// What `.automatic` uses: tiles as large as memory allows (not below `smallestTile`), overlapping
+    /// by a quarter of a tile up to 16 latent pixels (128 image pixels).
     public static let defaultOverlap = 16
-    public static let smallestTile = 32
+    public static let smallestTile = 8
 
     /// Tile spans along one axis of `length` latent pixels: equal sizes ≤ `maxTileSize`, evenly spread,
     /// neighbours overlapping by at least `overlap`.
@@ -45,20 +45,23 @@ public struct TileLayout: Sendable, Equatable {
     }
 }
 
-extension Autoencoder {
+extension AutoencoderConfig {
     /// Estimated peak bytes of decoding a `latentHeight × latentWidth` latent whole: the widest
     /// activation (a level's width at its resolution, including the upsampled input of the level
     /// above) times the copies alive inside a resnet block's convolution.
     public func estimatedDecodeBytes(latentHeight: Int, latentWidth: Int) -> Int {
         var widest = 0
-        for level in 0..<config.levels {
-            let scale = 1 << (config.levels - 1 - level)
-            let upsampledInput = level + 1 < config.levels ? config.channels(level: level + 1) : 0
-            let width = max(config.channels(level: level), upsampledInput)
+        for level in 0..<levels {
+            let scale = 1 << (levels - 1 - level)
+            let upsampledInput = level + 1 < levels ? channels(level: level + 1) : 0
+            let width = max(channels(level: level), upsampledInput)
             widest = max(widest, width * latentHeight * scale * latentWidth * scale)
         }
         return widest * MemoryFigures.activationCopiesAtPeak * MemoryStatus.bytesPerComputedElement
     }
+}
+
+extension Autoencoder {
 
     /// The layout to decode with, or nil to decode whole.
     func tileLayout(for tiling: DecodeTiling, latentHeight: Int, latentWidth: Int) throws -> TileLayout? {
@@ -72,12 +75,12 @@ extension Autoencoder {
             return layout
         case .automatic(let memoryBudget):
             guard let budget = memoryBudget ?? MemoryStatus.availableBytes().map({ $0 / 2 }) else { return nil }
-            if estimatedDecodeBytes(latentHeight: latentHeight, latentWidth: latentWidth) <= budget { return nil }
+            if config.estimatedDecodeBytes(latentHeight: latentHeight, latentWidth: latentWidth) <= budget { return nil }
             var tile = max(latentHeight, latentWidth)
-            while tile > TileLayout.smallestTile && estimatedDecodeBytes(latentHeight: tile, latentWidth: tile) > budget {
-                tile -= 8
+            while tile > TileLayout.smallestTile && config.estimatedDecodeBytes(latentHeight: tile, latentWidth: tile) > budget {
+                tile = max(tile - 8, TileLayout.smallestTile)
             }
-            return TileLayout(maxTileSize: max(tile, TileLayout.smallestTile), overlap: TileLayout.defaultOverlap)
+            return TileLayout(maxTileSize: tile, overlap: min(TileLayout.defaultOverlap, tile / 4))
         }
     }
 

@@ -27,7 +27,8 @@ extension Tensor {
     /// Runs `body` on the elements as Float (no copy for F32).
     func withFloats<R>(_ body: (UnsafePointer<Float>) -> R) -> R {
         if dtype == .f32 { return body(floatPointer) }
-        return body(converted(to: .f32).floatPointer)
+        let widened = converted(to: .f32)   // must outlive `body`, not just the pointer's creation
+        return withExtendedLifetime(widened) { body(widened.floatPointer) }
     }
 
     func axis(_ axis: Int) -> Int { axis < 0 ? axis + rank : axis }
