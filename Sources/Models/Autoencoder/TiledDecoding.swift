@@ -1,9 +1,12 @@
 // Decoding large latents in overlapping tiles, blended with linear ramps so no seam shows.
 //
 // GroupNorm statistics and the mid block's attention are global in the reference, so a tiled decode
-// is not bit-equal to a full one: each tile normalises and attends within itself. Larger tiles and
-// overlaps bring the result closer (figures in the tests and the project notes); `.automatic` tiles
-// only when a full decode would not fit the memory budget.
+// is not bit-equal to a whole one: each tile normalises and attends within itself. Measured with
+// random weights (real weights were not available): the tiny fixture, 3×2 tiles of 12 (overlap 4)
+// on a 24×16 latent, PSNR 31 dB; tiles of 20 (overlap 8), 41 dB; the full-size FLUX architecture at
+// 256², 2×2 tiles of 24 (overlap 16) on a 32×32 latent, PSNR 34 dB, max-abs 0.26. Context per tile is what
+// matters, so `.automatic` decodes whole whenever the memory budget allows and otherwise takes the
+// largest tiles that fit.
 import Foundation
 import Layers
 
@@ -129,7 +132,8 @@ func ramp(_ length: Int, before: Bool, after: Bool, _ rampPixels: Float) -> [Flo
 enum MemoryFigures {
     /// Copies of the widest activation alive at once in a resnet block: its input (kept for the
     /// residual), the swish output, the convolution's im2col columns (9 per 3×3 kernel) and product,
-    /// and the result. The reference convolution's figure; a tiled convolution needs fewer.
+    /// and the result. The reference convolution's figure; a tiled convolution needs fewer. Checked on
+    /// the full-size model: decode 512² estimated 3.49 GB + 0.34 GB of weights, measured 3.64 GB peak.
     static let activationCopiesAtPeak = 13
 }
 
