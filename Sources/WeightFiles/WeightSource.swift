@@ -96,3 +96,27 @@ public final class WeightReader: @unchecked Sendable {
         if !unused.isEmpty { throw WeightError.unexpectedKeys(unused) }
     }
 }
+
+/// Tensors held in memory under chosen keys: weights built in code, or a checkpoint with keys
+/// removed, added or replaced (how tests make malformed checkpoints).
+public final class InMemoryWeights: WeightSource, @unchecked Sendable {
+    public let tensors: [String: Tensor]
+
+    public init(_ tensors: [String: Tensor]) { self.tensors = tensors }
+
+    /// Every tensor of `source` except those `drop` rejects, plus `add` (which wins on a clash).
+    public convenience init(copying source: WeightSource, dropping drop: (String) -> Bool = { _ in false },
+                            adding add: [String: Tensor] = [:]) throws {
+        var tensors: [String: Tensor] = [:]
+        for key in source.keys where !drop(key) { tensors[key] = try source.tensor(key) }
+        tensors.merge(add) { _, new in new }
+        self.init(tensors)
+    }
+
+    public var keys: [String] { tensors.keys.sorted() }
+    public func info(_ key: String) -> TensorInfo? { tensors[key].map { TensorInfo(dtype: $0.dtype, shape: $0.shape) } }
+    public func tensor(_ key: String) throws -> Tensor {
+        guard let tensor = tensors[key] else { throw WeightError.missingKey(key) }
+        return tensor
+    }
+}

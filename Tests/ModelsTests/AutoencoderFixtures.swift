@@ -30,18 +30,6 @@ enum AutoencoderFixtures {
     }
 }
 
-/// Tensors held in memory, as a `WeightSource`.
-final class InMemoryWeights: WeightSource, @unchecked Sendable {
-    let tensors: [String: Tensor]
-    init(_ tensors: [String: Tensor]) { self.tensors = tensors }
-    var keys: [String] { tensors.keys.sorted() }
-    func info(_ key: String) -> TensorInfo? { tensors[key].map { TensorInfo(dtype: $0.dtype, shape: $0.shape) } }
-    func tensor(_ key: String) throws -> Tensor {
-        guard let tensor = tensors[key] else { throw WeightError.missingKey(key) }
-        return tensor
-    }
-}
-
 /// How far `actual` is from `expected`.
 struct AutoencoderDifference: CustomStringConvertible {
     let maxAbs: Float

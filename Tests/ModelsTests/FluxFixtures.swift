@@ -77,25 +77,3 @@ func XCTAssertAgrees(_ actual: Tensor, _ expected: Tensor, relative: Double, cos
     XCTAssertGreaterThanOrEqual(agreement.cosine, cosine, "\(label): \(agreement)", file: file, line: line)
 }
 
-/// Tensors held in memory under chosen keys: a checkpoint with keys removed, added or replaced.
-final class InMemoryWeights: WeightSource, @unchecked Sendable {
-    let tensors: [String: Tensor]
-
-    init(_ tensors: [String: Tensor]) { self.tensors = tensors }
-
-    /// Every tensor of `source` except those `drop` rejects, plus `add`.
-    convenience init(copying source: WeightSource, dropping drop: (String) -> Bool = { _ in false },
-                     adding add: [String: Tensor] = [:]) throws {
-        var tensors: [String: Tensor] = [:]
-        for key in source.keys where !drop(key) { tensors[key] = try source.tensor(key) }
-        tensors.merge(add) { _, new in new }
-        self.init(tensors)
-    }
-
-    var keys: [String] { tensors.keys.sorted() }
-    func info(_ key: String) -> TensorInfo? { tensors[key].map { TensorInfo(dtype: $0.dtype, shape: $0.shape) } }
-    func tensor(_ key: String) throws -> Tensor {
-        guard let tensor = tensors[key] else { throw WeightError.missingKey(key) }
-        return tensor
-    }
-}
