@@ -6,8 +6,8 @@ import TextEncoders
 import XCTest
 
 final class CLIPTextModelTests: XCTestCase {
-    func loadModel(_ computeType: DType, configJSON: Data? = nil) throws -> CLIPTextModel {
-        try CLIPTextModel(weights: ConditionerFixtures.weights("clip/model.safetensors"),
+    func loadModel(_ computeType: DType, weights: WeightSource? = nil, configJSON: Data? = nil) throws -> CLIPTextModel {
+        try CLIPTextModel(weights: weights ?? ConditionerFixtures.weights("clip/model.safetensors"),
                           configJSON: configJSON ?? ConditionerFixtures.configJSON("clip/config.json"),
                           computeType: computeType)
     }
@@ -42,10 +42,13 @@ final class CLIPTextModelTests: XCTestCase {
         assertClose(output.pooled, try ConditionerFixtures.expected("clip.pooled_eos50.f32"), relative: Tolerance.f32Relative, "CLIP pooled at eos 50")
     }
 
+    /// openai/clip-vit-large-patch14 ships a PyTorch pickle with the vision tower too: only
+    /// `text_model.*` is read.
     func testLoadsTheReferenceCheckpointFormat() throws {
-        // The .bin loader (WeightFiles `openWeights(path:)`) is the weights helper's work and not on
-        // this branch yet; clip/pytorch_model.bin is the fixture for it.
-        throw XCTSkip("pytorch_model.bin needs WeightFiles.openWeights(path:), not on this branch yet")
+        let checkpoint = try openWeights(path: ConditionerFixtures.path("clip/pytorch_model.bin"))
+        let model = try loadModel(.f32, weights: checkpoint)
+        let output = try model(tokenIDs: ConditionerFixtures.tokenIDs("clip.input_ids"))
+        assertClose(output.pooled, try ConditionerFixtures.expected("clip.pooled.f32"), relative: Tolerance.f32Relative, "CLIP pooled from .bin")
     }
 
     func testConfigThatDoesNotMatchTheWeightsIsAnError() throws {

@@ -40,11 +40,13 @@ final class T5EncoderTests: XCTestCase {
         assertClose(hidden, try ConditionerFixtures.expected("t5.last_hidden_state.f32"), relative: Tolerance.f32Relative, "T5 F32 without config")
     }
 
+    /// google/t5-v1_1-xxl ships a PyTorch pickle holding the encoder and decoder (tied embeddings
+    /// share storage): only the encoder's tensors are read, as views of the mapped file.
     func testLoadsTheReferenceCheckpointFormat() throws {
-        // The .bin loader (WeightFiles `openWeights(path:)`) is the weights helper's work and not on
-        // this branch yet; t5/pytorch_model.bin (encoder + decoder, tied embeddings sharing storage)
-        // is the fixture for it.
-        throw XCTSkip("pytorch_model.bin needs WeightFiles.openWeights(path:), not on this branch yet")
+        let checkpoint = try openWeights(path: ConditionerFixtures.path("t5/pytorch_model.bin"))
+        XCTAssertTrue(checkpoint.keys.contains { $0.hasPrefix("decoder.") })
+        let hidden = try loadEncoder(.f32, weights: checkpoint)(tokenIDs: ConditionerFixtures.tokenIDs("t5.input_ids"))
+        assertClose(hidden, try ConditionerFixtures.expected("t5.last_hidden_state.f32"), relative: Tolerance.f32Relative, "T5 F32 from .bin")
     }
 
     func testConfigThatDoesNotMatchTheWeightsIsAnError() throws {
