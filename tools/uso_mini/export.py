@@ -100,6 +100,7 @@ def export(models: USOMini, out: pathlib.Path, provenance: str, settings: dict |
     write_json(siglip / "preprocessor_config.json",
                {**SIGLIP_PREPROCESSOR, "size": {"height": cfg.siglip_image, "width": cfg.siglip_image}})
 
+    write_json(out / "uso-mini.json", cfg.to_json())   # the hyperparameters, for the Python tools only
     write_json(out / "uso-defaults.json", {**DEFAULT_SETTINGS, **(settings or {})})
     (out / "README.md").write_text(readme(cfg, provenance))
     return {str(p.relative_to(out)): p.stat().st_size for p in sorted(out.rglob("*")) if p.is_file()}
