@@ -187,9 +187,10 @@ def split_heads(qkv, heads):
     return q, k, v
 
 
-def attention(q, k, v, pe):
+def attention(q, k, v, pe, key_bias=None):
+    """key_bias [B,1,1,N] (training only): log-multiplicities of keys that stand for several equal ones."""
     q, k = apply_rope(q, pe), apply_rope(k, pe)
-    out = F.scaled_dot_product_attention(q, k, v)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=key_bias)
     b, h, l, d = out.shape
     return out.permute(0, 2, 1, 3).reshape(b, l, h * d)
 
@@ -204,7 +205,7 @@ class DoubleStreamBlock(nn.Module):
             setattr(self, f"{stream}_mlp", nn.Sequential(nn.Linear(dim, mlp), nn.GELU(approximate="tanh"), nn.Linear(mlp, dim)))
         self.processor = DoubleLoRA(dim, rank)
 
-    def forward(self, img, txt, vec, pe, use_lora: bool):
+    def forward(self, img, txt, vec, pe, use_lora: bool, key_bias=None):
         i_sh1, i_sc1, i_g1, i_sh2, i_sc2, i_g2 = self.img_mod(vec)
         t_sh1, t_sc1, t_g1, t_sh2, t_sc2, t_g2 = self.txt_mod(vec)
         lora = self.processor
@@ -216,7 +217,7 @@ class DoubleStreamBlock(nn.Module):
         qkv_t = self.txt_attn.qkv(xt) + (lora.qkv_lora2(xt) if use_lora else 0)
         q_t, k_t, v_t = split_heads(qkv_t, self.heads)
         q_t, k_t = self.txt_attn.norm(q_t, k_t, v_t)
-        a = attention(torch.cat([q_t, q_i], 2), torch.cat([k_t, k_i], 2), torch.cat([v_t, v_i], 2), pe)
+        a = attention(torch.cat([q_t, q_i], 2), torch.cat([k_t, k_i], 2), torch.cat([v_t, v_i], 2), pe, key_bias)
         a_t, a_i = a[:, :txt.shape[1]], a[:, txt.shape[1]:]
         img = img + i_g1 * (self.img_attn.proj(a_i) + (lora.proj_lora1(a_i) if use_lora else 0))
         img = img + i_g2 * self.img_mlp((1 + i_sc2) * layer_norm(img) + i_sh2)
@@ -235,7 +236,7 @@ class SingleStreamBlock(nn.Module):
         self.modulation = Modulation(dim, 3)
         self.processor = SingleLoRA(dim, mlp, rank)
 
-    def forward(self, x, vec, pe, use_lora: bool):
+    def forward(self, x, vec, pe, use_lora: bool, key_bias=None):
         shift, scale, gate = self.modulation(vec)
         xm = (1 + scale) * layer_norm(x) + shift
         h = self.linear1(xm)
@@ -244,7 +245,7 @@ class SingleStreamBlock(nn.Module):
             qkv = qkv + self.processor.qkv_lora(xm)
         q, k, v = split_heads(qkv, self.heads)
         q, k = self.norm(q, k, v)
-        c = torch.cat([attention(q, k, v, pe), F.gelu(mlp, approximate="tanh")], -1)
+        c = torch.cat([attention(q, k, v, pe, key_bias), F.gelu(mlp, approximate="tanh")], -1)
         out = self.linear2(c) + (self.processor.proj_lora(c) if use_lora else 0)
         return x + gate * out
 
@@ -278,9 +279,11 @@ class Flux(nn.Module):
         self.single_blocks = nn.ModuleList(SingleStreamBlock(dim, cfg.heads, mlp, cfg.lora_rank) for _ in range(cfg.single_blocks))
         self.final_layer = LastLayer(dim, c)
 
-    def forward(self, img, img_ids, txt, txt_ids, timesteps, y, guidance, refs=(), ref_ids=(), style=None, use_lora=True):
+    def forward(self, img, img_ids, txt, txt_ids, timesteps, y, guidance, refs=(), ref_ids=(), style=None, use_lora=True,
+                txt_key_bias=None):
         """img [B,Ni,64], txt [B,Lt,t5], y [B,clip], timesteps/guidance [B], refs: list of [B,Nr,64],
-        style: [B,Ls,hidden] projector tokens or None. Returns the velocity [B,Ni,64]."""
+        style: [B,Ls,hidden] projector tokens or None. Returns the velocity [B,Ni,64].
+        txt_key_bias [B,Lt] (training only, see compact_text): additive attention bias of the T5 keys."""
         img = self.img_in(img)
         vec = self.time_in(timestep_embedding(timesteps, self.cfg.timestep_dim))
         vec = vec + self.guidance_in(timestep_embedding(guidance, self.cfg.timestep_dim))
@@ -295,11 +298,16 @@ class Flux(nn.Module):
             img = torch.cat([img, self.img_in(ref)], 1)
             ids = torch.cat([ids, rid], 1)
         pe = rope_tables(ids, self.cfg.rope_axes)
+        bias = None
+        if txt_key_bias is not None:
+            b = txt_key_bias.shape[0]
+            bias = torch.cat([torch.zeros(b, txt.shape[1] - txt_key_bias.shape[1]), txt_key_bias,
+                              torch.zeros(b, img.shape[1])], 1)[:, None, None]
         for block in self.double_blocks:
-            img, txt = block(img, txt, vec, pe, use_lora)
+            img, txt = block(img, txt, vec, pe, use_lora, bias)
         x = torch.cat([txt, img], 1)
         for block in self.single_blocks:
-            x = block(x, vec, pe, use_lora)
+            x = block(x, vec, pe, use_lora, bias)
         x = x[:, txt.shape[1]:][:, :image_tokens]
         return self.final_layer(x, vec)
 
@@ -544,6 +552,9 @@ class USOMini(nn.Module):
             if isinstance(module, Modulation):
                 nn.init.normal_(module.lin.weight, std=0.02)
                 nn.init.zeros_(module.lin.bias)
+        # No relative position bias in our T5: every padding position then has the same output through
+        # T5 and through the DiT's text stream (text ids are all 0), which compact_text exploits.
+        nn.init.zeros_(self.t5.encoder.block[0].layer[0].SelfAttention.relative_attention_bias.weight)
         for m in (self.t5, self.clip, self.siglip):
             m.eval()
 
@@ -554,6 +565,28 @@ class USOMini(nn.Module):
         txt = self.t5(input_ids=t5_ids).last_hidden_state
         y = self.clip(input_ids=clip_ids).pooler_output
         return txt, y
+
+    def compact_text(self, t5_ids: torch.Tensor, pad_id: int = 0):
+        """Exact short form of T5's output for one padded prompt [512]: the real tokens (up to </s>) and
+        ONE padding token standing for all k paddings, with key bias [0…0, ln k]. Valid because this
+        T5 has no position bias, so equal inputs give equal outputs, and k equal keys/values weigh
+        like one key with ln k added to its logit. Returns txt [n+1, width], key bias [n+1]."""
+        n = int((t5_ids != pad_id).sum())
+        pads = t5_ids.numel() - n
+        ids = torch.cat([t5_ids[:n], torch.tensor([pad_id])])
+        bias = torch.zeros(n + 1)
+        bias[n] = math.log(pads) if pads > 0 else -1e9
+        enc = self.t5.encoder
+        h = enc.embed_tokens(ids)[None]
+        for block in enc.block:
+            attn = block.layer[0].SelfAttention
+            x = block.layer[0].layer_norm(h)
+            heads, d = attn.n_heads, attn.key_value_proj_dim
+            q, k, v = (m(x).reshape(1, -1, heads, d).transpose(1, 2) for m in (attn.q, attn.k, attn.v))
+            scores = (q @ k.transpose(-1, -2) + bias).float().softmax(-1).type_as(q)   # T5: no 1/sqrt(d)
+            h = h + attn.o((scores @ v).transpose(1, 2).reshape(1, -1, heads * d))
+            h = h + block.layer[1].DenseReluDense(block.layer[1].layer_norm(h))
+        return enc.final_layer_norm(h)[0], bias
 
     def style_tokens(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """pixel_values [B,3,384,384] -> [B,192,hidden]: SigLIP hidden states before post_layernorm."""
