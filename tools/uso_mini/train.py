@@ -1,7 +1,7 @@
 """Trains uso-mini on the procedural world of data.py, in stages (all on the CPU, deterministic by seed,
 resumable: rerun the same command and it continues from runs/NAME/state.pt):
 
-  vae     the autoencoder on random 64x64 crops of generated images: L1 + MSE reconstruction and a
+  vae     the autoencoder on generated images (random crops if --vae-crop < 128): L1 + MSE reconstruction and a
           small KL of the SCALED latent 0.3611·(z − 0.1159) to N(0, 1), so the real scale/shift
           constants fit our latents; then frozen.
   cache   a fixed training set: target and content latents (posterior mean), compact T5 outputs and
@@ -61,6 +61,7 @@ def parse_args():
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--checkpoint-every", type=int, default=100)
     p.add_argument("--vae-batch", type=int, default=6)
+    p.add_argument("--vae-crop", type=int, default=128, help="training crop side (multiple of 8, at most 128)")
     p.add_argument("--threads", type=int, default=1, help="1 is fastest on a busy machine; 2 on an idle one")
     a = p.parse_args()
     if a.quick:
@@ -183,7 +184,7 @@ def random_training_image(rng: np.random.Generator):
 
 def train_vae(run: Run):
     vae, cfg = run.models.vae, run.models.cfg
-    crop = 64
+    crop = run.args.vae_crop
 
     def loss_fn(rng):
         batch = []
