@@ -1,0 +1,176 @@
+"""Measures uso-mini as the paper measures USO, on held-out subject × style pairs (data.is_held_out):
+two small classifiers (subject identity, style) trained on the generator's ground truth score the
+images generated in four modes, beside the same scores for the random initialisation and for the
+ground-truth targets. Writes a markdown table and a grid of examples.
+
+  nice -n 10 python3 tools/uso_mini/evaluate.py --model-dir DefaultModel --out docs/uso-mini
+  (--per-mode N samples per mode, default 24; --steps default from uso-defaults.json)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import data  # noqa: E402
+import pipeline  # noqa: E402
+from model import USOMini  # noqa: E402
+
+STYLE_CLASSES = [data.PLAIN] + data.STYLE_NAMES
+EVAL_MODES = {"subject": "subject only", "style": "style only", "subject_style": "subject + style",
+              "layout": "layout-preserving (empty prompt)"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Classifiers
+
+
+class SmallCNN(nn.Module):
+    def __init__(self, classes: int):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 48, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(48, 64, 3, padding=1), nn.ReLU(), nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(64, classes))
+
+    def forward(self, x):
+        return self.net(F.interpolate(x, size=64, mode="area"))
+
+
+def images_to_tensor(images) -> torch.Tensor:
+    return torch.cat([pipeline.to_signed_tensor(im) for im in images])
+
+
+def train_classifiers(count: int, steps: int, seed: int = 1):
+    """Subject and style classifiers on ground-truth targets of every style (training pairs only)."""
+    rng = np.random.default_rng(seed)
+    images, subjects, styles = [], [], []
+    for i in range(count):
+        s = data.make_sample(int(rng.integers(2**31)), str(rng.choice(["t2i", "subject", "style"])))
+        images.append(s.target)
+        subjects.append(s.subject)
+        styles.append(STYLE_CLASSES.index(s.style))
+    x = images_to_tensor(images)
+    labels = {"subject": torch.tensor(subjects), "style": torch.tensor(styles)}
+    classifiers = {}
+    torch.manual_seed(seed)
+    for name, classes in (("subject", len(data.SUBJECTS)), ("style", len(STYLE_CLASSES))):
+        net = SmallCNN(classes)
+        opt = torch.optim.Adam(net.parameters(), 2e-3)
+        for step in range(steps):
+            idx = torch.randint(0, len(x), (32,))
+            loss = F.cross_entropy(net(x[idx]), labels[name][idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        classifiers[name] = net.eval()
+    return classifiers
+
+
+@torch.no_grad()
+def accuracy(net, images, labels) -> float:
+    pred = net(images_to_tensor(images)).argmax(-1)
+    return float((pred == torch.tensor(labels)).float().mean())
+
+
+# ---------------------------------------------------------------------------------------------
+# Batched generation (the pipeline's math, with the exact compact text form of model.compact_text)
+
+
+@torch.no_grad()
+def generate_batch(models: USOMini, tokenizers, samples, steps: int, guidance: float, seeds) -> list[Image.Image]:
+    b = len(samples)
+    t5_ids, clip_ids = tokenizers([s.prompt for s in samples])
+    y = models.clip(input_ids=clip_ids).pooler_output
+    texts = [models.compact_text(row) for row in t5_ids]
+    length = max(t.shape[0] for t, _ in texts)
+    txt = torch.zeros(b, length, models.cfg.t5_width)
+    bias = torch.full((b, length), -1e9)
+    for row, (t, kb) in enumerate(texts):
+        txt[row, :t.shape[0]], bias[row, :t.shape[0]] = t, kb
+    refs, ref_ids = [], []
+    if samples[0].content is not None:
+        refs = [pipeline.pack(models.vae.encode(images_to_tensor([s.content for s in samples])))]
+        ref_ids = [pipeline.reference_ids(16, 16, 16, 16, batch=b)]
+    style = None
+    if samples[0].style_image is not None:
+        style = models.style_tokens(torch.cat([pipeline.siglip_pixels(s.style_image) for s in samples]))
+    noise = torch.cat([torch.randn((1, 16, 16, 16), generator=torch.Generator().manual_seed(seed)) for seed in seeds])
+    img = pipeline.pack(noise)
+    ts = pipeline.schedule(steps, 128, 128)
+    for t_cur, t_next in zip(ts[:-1], ts[1:]):
+        v = models.dit(img, pipeline.grid_ids(8, 8, batch=b), txt, torch.zeros(b, length, 3), torch.full((b,), t_cur), y,
+                       torch.full((b,), guidance), refs, ref_ids, style, txt_key_bias=bias)
+        img = img + (t_next - t_cur) * v
+    decoded = models.vae.decode(pipeline.unpack(img, 16, 16))
+    return [pipeline.to_image(decoded[i:i + 1]) for i in range(b)]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model-dir", type=pathlib.Path, required=True)
+    parser.add_argument("--out", type=pathlib.Path, required=True, help="folder for eval.json, eval.md, grid.png")
+    parser.add_argument("--per-mode", type=int, default=24)
+    parser.add_argument("--steps", type=int)
+    parser.add_argument("--classifier-images", type=int, default=1600)
+    parser.add_argument("--classifier-steps", type=int, default=400)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    defaults = json.loads((args.model_dir / "uso-defaults.json").read_text())
+    steps, guidance = args.steps or defaults["num_steps"], defaults["guidance"]
+    t0 = time.time()
+    classifiers = train_classifiers(args.classifier_images, args.classifier_steps)
+    print(f"classifiers trained in {time.time() - t0:.0f} s")
+    tokenizers = pipeline.Tokenizers(args.model_dir)
+    systems = {"uso-mini": pipeline.load_model_dir(args.model_dir), "random weights": USOMini(seed=0).eval()}
+    results, grid_rows = {}, []
+    for mode, title in EVAL_MODES.items():
+        samples = [data.make_sample(900_000_000 + 1000 * list(EVAL_MODES).index(mode) + i, mode, held_out=True)
+                   for i in range(args.per_mode)]
+        subjects = [s.subject for s in samples]
+        styles = [STYLE_CLASSES.index(s.style) for s in samples]
+        row = {"ground truth": (accuracy(classifiers["subject"], [s.target for s in samples], subjects),
+                                accuracy(classifiers["style"], [s.target for s in samples], styles))}
+        generated = {}
+        for name, models in systems.items():
+            images = []
+            for i in range(0, len(samples), 8):
+                images += generate_batch(models, tokenizers, samples[i:i + 8], steps, guidance, range(i, i + len(samples[i:i + 8])))
+            generated[name] = images
+            row[name] = (accuracy(classifiers["subject"], images, subjects), accuracy(classifiers["style"], images, styles))
+        results[title] = row
+        print(title, {k: tuple(round(v, 3) for v in val) for k, val in row.items()}, f"{time.time() - t0:.0f} s")
+        blank = Image.new("RGB", (128, 128), (128, 128, 128))
+        for s, image in list(zip(samples, generated["uso-mini"]))[:3]:
+            grid_rows.append([s.content or blank, s.style_image or blank, image, s.target])
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "eval.json").write_text(json.dumps(results, indent=2) + "\n")
+    lines = ["| mode (held-out pairs) | uso-mini subject | uso-mini style | random weights subject | random weights style | ground truth subject | ground truth style |",
+             "|---|---|---|---|---|---|---|"]
+    for title, row in results.items():
+        cells = [f"{row[k][j]:.2f}" for k in ("uso-mini", "random weights", "ground truth") for j in (0, 1)]
+        lines.append(f"| {title} | " + " | ".join(cells) + " |")
+    lines.append(f"\nChance: subject {1 / len(data.SUBJECTS):.2f}, style {1 / len(STYLE_CLASSES):.2f}. "
+                 f"{args.per_mode} samples per mode, {steps} steps, guidance {guidance}.")
+    (args.out / "eval.md").write_text("\n".join(lines) + "\n")
+    grid = Image.new("RGB", (4 * 128, len(grid_rows) * 128))
+    for r, row in enumerate(grid_rows):
+        for c, im in enumerate(row):
+            grid.paste(im, (c * 128, r * 128))
+    grid.save(args.out / "grid.png")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
