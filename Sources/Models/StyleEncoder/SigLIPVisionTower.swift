@@ -106,50 +106,6 @@ public struct SigLIPFeatures {
     public init(low: Tensor, mid: Tensor, high: Tensor) { self.low = low; self.mid = mid; self.high = high }
 }
 
-/// SigLIP self-attention: q, k, v, out projections with biases, scale head_dim^-0.5, no mask.
-struct SigLIPAttention {
-    let query, key, value, output: Linear
-    let heads: Int
-
-    init(_ weights: WeightReader, width: Int, heads: Int) throws {
-        query = try Linear(weights, "q_proj", inFeatures: width, outFeatures: width)
-        key = try Linear(weights, "k_proj", inFeatures: width, outFeatures: width)
-        value = try Linear(weights, "v_proj", inFeatures: width, outFeatures: width)
-        output = try Linear(weights, "out_proj", inFeatures: width, outFeatures: width)
-        self.heads = heads
-    }
-
-    // x: [T, width] -> [T, width]
-    func callAsFunction(_ x: Tensor) -> Tensor {
-        let tokens = x.shape[0], headDim = query.outFeatures / heads
-        let q = query(x).reshaped([tokens, heads, headDim])
-        let k = key(x).reshaped([tokens, heads, headDim])
-        let v = value(x).reshaped([tokens, heads, headDim])
-        return output(attention(query: q, key: k, value: v, scale: 1 / Float(headDim).squareRoot()))
-    }
-}
-
-/// One pre-LayerNorm encoder layer (SiglipEncoderLayer).
-struct SigLIPEncoderLayer {
-    let norm1, norm2: LayerNorm
-    let selfAttention: SigLIPAttention
-    let fc1, fc2: Linear
-
-    init(_ weights: WeightReader, config: SigLIPVisionConfig, computeType: DType) throws {
-        norm1 = try LayerNorm(weights, "layer_norm1", width: config.width, eps: config.layerNormEps, dtype: computeType)
-        norm2 = try LayerNorm(weights, "layer_norm2", width: config.width, eps: config.layerNormEps, dtype: computeType)
-        selfAttention = try SigLIPAttention(weights.scoped("self_attn"), width: config.width, heads: config.heads)
-        fc1 = try Linear(weights, "mlp.fc1", inFeatures: config.width, outFeatures: config.mlpWidth)
-        fc2 = try Linear(weights, "mlp.fc2", inFeatures: config.mlpWidth, outFeatures: config.width)
-    }
-
-    // x: [T, width] -> [T, width]
-    func callAsFunction(_ x: Tensor) -> Tensor {
-        let h = x + selfAttention(norm1(x))
-        return h + fc2(gelu(fc1(norm2(h)), approximation: .tanh))
-    }
-}
-
 /// Hugging Face `SiglipVisionModel` (keys under `vision_model.`), computing only the layers up to the
 /// deepest requested hidden state. Deliberately unused, and not loaded: the later layers (layer 27
 /// for USO), `post_layernorm` and the attention-pooling `head` (USO reads hidden states, not the
@@ -161,7 +117,7 @@ public struct SigLIPVisionTower {
     public let computeType: DType
     let patchEmbedding: Conv2d      // [width, 3, patch, patch] + bias, in the compute type
     let positionEmbedding: Tensor   // [tokens, width], in the compute type
-    let layers: [SigLIPEncoderLayer]
+    let layers: [PreNormEncoderLayer]
     let featureIndices: (low: Int, mid: Int, high: Int)   // into hidden_states, non-negative
 
     public init(weights source: WeightSource, configJSON: Data? = nil, computeType: DType = .f32,
@@ -192,7 +148,9 @@ public struct SigLIPVisionTower {
         positionEmbedding = try weights.tensor("embeddings.position_embedding.weight", shape: [config.tokens, config.width])
             .converted(to: computeType)
         layers = try (0..<computedLayers).map {
-            try SigLIPEncoderLayer(weights.scoped("encoder.layers.\($0)"), config: config, computeType: computeType)
+            try PreNormEncoderLayer(weights.scoped("encoder.layers.\($0)"), width: config.width, heads: config.heads,
+                                    mlpWidth: config.mlpWidth, eps: config.layerNormEps, computeType: computeType,
+                                    activation: .geluTanh, causal: false)
         }
         let unusedLayers = (computedLayers..<config.layers).map { "vision_model.encoder.layers.\($0)." }
         try root.checkAllUsed(ignoringPrefixes: unusedLayers + [

@@ -82,51 +82,6 @@ struct CLIPConfigFile: Decodable {
     var textConfig: CLIPTextConfigFile?
 }
 
-/// CLIP's causal self-attention (CLIPAttention): q, k, v and out projections with biases.
-struct CLIPAttention {
-    let query, key, value, output: Linear
-    let heads: Int
-
-    init(_ weights: WeightReader, width: Int, heads: Int) throws {
-        query = try Linear(weights, "q_proj", inFeatures: width, outFeatures: width)
-        key = try Linear(weights, "k_proj", inFeatures: width, outFeatures: width)
-        value = try Linear(weights, "v_proj", inFeatures: width, outFeatures: width)
-        output = try Linear(weights, "out_proj", inFeatures: width, outFeatures: width)
-        self.heads = heads
-    }
-
-    // x: [L, width] -> [L, width]
-    func callAsFunction(_ x: Tensor) -> Tensor {
-        let length = x.shape[0], headDim = query.outFeatures / heads
-        let q = query(x).reshaped([length, heads, headDim])
-        let k = key(x).reshaped([length, heads, headDim])
-        let v = value(x).reshaped([length, heads, headDim])
-        let attended = attention(query: q, key: k, value: v, scale: 1 / Float(headDim).squareRoot(), causal: true)
-        return output(attended)
-    }
-}
-
-/// One pre-LayerNorm transformer layer (CLIPEncoderLayer).
-struct CLIPEncoderLayer {
-    let norm1, norm2: LayerNorm
-    let selfAttention: CLIPAttention
-    let fc1, fc2: Linear
-
-    init(_ weights: WeightReader, config: CLIPTextConfig, computeType: DType) throws {
-        norm1 = try LayerNorm(weights, "layer_norm1", width: config.width, eps: config.layerNormEps, dtype: computeType)
-        norm2 = try LayerNorm(weights, "layer_norm2", width: config.width, eps: config.layerNormEps, dtype: computeType)
-        selfAttention = try CLIPAttention(weights.scoped("self_attn"), width: config.width, heads: config.heads)
-        fc1 = try Linear(weights, "mlp.fc1", inFeatures: config.width, outFeatures: config.mlpWidth)
-        fc2 = try Linear(weights, "mlp.fc2", inFeatures: config.mlpWidth, outFeatures: config.width)
-    }
-
-    // x: [L, width] -> [L, width]
-    func callAsFunction(_ x: Tensor) -> Tensor {
-        let h = x + selfAttention(norm1(x))
-        return h + fc2(quickGELU(fc1(norm2(h))))
-    }
-}
-
 /// The encoder's outputs for one token sequence.
 public struct CLIPTextOutput {
     /// Final-LayerNorm'd hidden states `[L, width]` (`last_hidden_state`).
@@ -144,7 +99,7 @@ public struct CLIPTextModel {
     public let computeType: DType
     let tokenEmbedding: Tensor      // [vocabulary, width], as stored
     let positionEmbedding: Tensor   // [maxPositions, width], as stored
-    let layers: [CLIPEncoderLayer]
+    let layers: [PreNormEncoderLayer]
     let finalNorm: LayerNorm
 
     /// Parts of CLIP checkpoints that the text encoder does not use (openai/clip-vit-large-patch14
@@ -163,7 +118,9 @@ public struct CLIPTextModel {
         tokenEmbedding = try weights.tensor("embeddings.token_embedding.weight")
         positionEmbedding = try weights.tensor("embeddings.position_embedding.weight", shape: [config.maxPositions, config.width])
         layers = try (0..<config.layers).map {
-            try CLIPEncoderLayer(weights.scoped("encoder.layers.\($0)"), config: config, computeType: computeType)
+            try PreNormEncoderLayer(weights.scoped("encoder.layers.\($0)"), width: config.width, heads: config.heads,
+                                    mlpWidth: config.mlpWidth, eps: config.layerNormEps, computeType: computeType,
+                                    activation: .quickGELU, causal: true)
         }
         finalNorm = try LayerNorm(weights, "final_layer_norm", width: config.width, eps: config.layerNormEps, dtype: computeType)
         try root.checkAllUsed(ignoringPrefixes: Self.ignoredPrefixes)
