@@ -12,6 +12,7 @@ public enum WeightError: Error, Equatable, CustomStringConvertible {
     case missingKey(String)
     case unexpectedKeys([String])
     case shapeMismatch(key: String, expected: [Int], found: [Int])
+    case unexpectedRank(key: String, expected: Int, found: [Int])
     case wrongModel(expected: String, reason: String)
 
     public var description: String {
@@ -27,6 +28,7 @@ public enum WeightError: Error, Equatable, CustomStringConvertible {
         case .unexpectedKeys(let keys):
             "unexpected weights (\(keys.count)): \(keys.prefix(5).joined(separator: ", "))\(keys.count > 5 ? ", …" : "")"
         case .shapeMismatch(let key, let expected, let found): "weight '\(key)' has shape \(found), expected \(expected)"
+        case .unexpectedRank(let key, let expected, let found): "weight '\(key)' has shape \(found), expected \(expected) axes"
         case .wrongModel(let expected, let reason): "these weights are not \(expected): \(reason)"
         }
     }

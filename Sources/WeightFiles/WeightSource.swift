@@ -79,6 +79,14 @@ public final class WeightReader: @unchecked Sendable {
         return try source.tensor(key)
     }
 
+    /// The shape of `name`, which must exist with `rank` axes: how configs are read off the weights.
+    public func shape(_ name: String, rank: Int) throws -> [Int] {
+        let key = fullKey(name)
+        guard let info = source.info(key) else { throw WeightError.missingKey(key) }
+        guard info.shape.count == rank else { throw WeightError.unexpectedRank(key: key, expected: rank, found: info.shape) }
+        return info.shape
+    }
+
     /// The tensor `name` if present (for keys that are optional by design).
     public func optionalTensor(_ name: String, shape: [Int]? = nil) throws -> Tensor? {
         contains(name) ? try tensor(name, shape: shape) : nil

@@ -39,11 +39,11 @@ public struct SigLIPVisionConfig: Sendable, Equatable {
             throw ModelConfigError.invalid(model: Self.model, reason: "\(weights.fullKey(positionKey)) has shape \(positions.shape), not [grid², width]")
         }
         let mlpKey = "encoder.layers.0.mlp.fc1.weight"
-        guard let fc1 = weights.info(mlpKey), fc1.shape.count == 2 else { throw WeightError.missingKey(weights.fullKey(mlpKey)) }
+        let fc1 = try weights.shape(mlpKey, rank: 2)
         width = patch.shape[0]
         patchSize = patch.shape[2]
         patchGrid = grid
-        mlpWidth = fc1.shape[0]
+        mlpWidth = fc1[0]
         layers = weights.numberedModuleCount("encoder.layers", probe: "layer_norm1.weight")
         try checkConfig(file?.hiddenSize, matches: width, field: "hidden_size", model: Self.model)
         try checkConfig(file?.patchSize, matches: patchSize, field: "patch_size", model: Self.model)

@@ -52,13 +52,9 @@ public struct StyleProjector {
         let root = WeightReader(source)
         let weights = root.scoped("feature_embedder")
         let mixerKey = "high_embedding_linear.0.weight", projectionKey = "high_projection.weight"
-        guard let mixer = weights.info(mixerKey), mixer.shape.count == 2 else { throw WeightError.missingKey(weights.fullKey(mixerKey)) }
-        guard let projection = weights.info(projectionKey), projection.shape.count == 2 else {
-            throw WeightError.missingKey(weights.fullKey(projectionKey))
-        }
-        let shape = Shape(siglipTokens: mixer.shape[1], siglipWidth: projection.shape[1],
-                          styleTokens: mixer.shape[0], outputWidth: projection.shape[0])
-        let computeType = computeType ?? (projection.dtype == .f32 ? .f32 : .bf16)
+        let mixer = try weights.shape(mixerKey, rank: 2), projection = try weights.shape(projectionKey, rank: 2)
+        let shape = Shape(siglipTokens: mixer[1], siglipWidth: projection[1], styleTokens: mixer[0], outputWidth: projection[0])
+        let computeType = computeType ?? (weights.info(projectionKey)?.dtype == .f32 ? .f32 : .bf16)
         try checkComputeType(computeType, model: Self.model)
         self.shape = shape
         self.computeType = computeType

@@ -26,19 +26,13 @@ public struct CLIPTextConfig: Sendable, Equatable {
             let outer = try decodeModelConfig(CLIPConfigFile.self, from: data, model: Self.model)
             return try outer.textConfig ?? decodeModelConfig(CLIPTextConfigFile.self, from: data, model: Self.model)
         }
-        guard let tokens = weights.info("embeddings.token_embedding.weight"), tokens.shape.count == 2 else {
-            throw WeightError.missingKey(weights.fullKey("embeddings.token_embedding.weight"))
-        }
-        guard let positions = weights.info("embeddings.position_embedding.weight"), positions.shape.count == 2 else {
-            throw WeightError.missingKey(weights.fullKey("embeddings.position_embedding.weight"))
-        }
-        guard let fc1 = weights.info("encoder.layers.0.mlp.fc1.weight"), fc1.shape.count == 2 else {
-            throw WeightError.missingKey(weights.fullKey("encoder.layers.0.mlp.fc1.weight"))
-        }
-        vocabularySize = tokens.shape[0]
-        width = tokens.shape[1]
-        maxPositions = positions.shape[0]
-        mlpWidth = fc1.shape[0]
+        let tokens = try weights.shape("embeddings.token_embedding.weight", rank: 2)
+        let positions = try weights.shape("embeddings.position_embedding.weight", rank: 2)
+        let fc1 = try weights.shape("encoder.layers.0.mlp.fc1.weight", rank: 2)
+        vocabularySize = tokens[0]
+        width = tokens[1]
+        maxPositions = positions[0]
+        mlpWidth = fc1[0]
         layers = weights.numberedModuleCount("encoder.layers", probe: "layer_norm1.weight")
         try checkConfig(file?.hiddenSize, matches: width, field: "hidden_size", model: Self.model)
         try checkConfig(file?.vocabSize, matches: vocabularySize, field: "vocab_size", model: Self.model)

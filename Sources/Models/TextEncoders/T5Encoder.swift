@@ -25,27 +25,21 @@ public struct T5EncoderConfig: Sendable, Equatable {
     init(weights: WeightReader, embedding: TensorInfo, configJSON: Data?) throws {
         let file = try configJSON.map { try decodeModelConfig(T5ConfigFile.self, from: $0, model: Self.model) }
         let attention = "block.0.layer.0.SelfAttention"
-        guard let query = weights.info("\(attention).q.weight"), query.shape.count == 2 else {
-            throw WeightError.missingKey(weights.fullKey("\(attention).q.weight"))
-        }
-        guard let bias = weights.info("\(attention).relative_attention_bias.weight"), bias.shape.count == 2 else {
-            throw WeightError.missingKey(weights.fullKey("\(attention).relative_attention_bias.weight"))
-        }
-        guard let gate = weights.info("block.0.layer.1.DenseReluDense.wi_0.weight"), gate.shape.count == 2 else {
-            throw WeightError.missingKey(weights.fullKey("block.0.layer.1.DenseReluDense.wi_0.weight"))
-        }
+        let query = try weights.shape("\(attention).q.weight", rank: 2)
+        let bias = try weights.shape("\(attention).relative_attention_bias.weight", rank: 2)
+        let gate = try weights.shape("block.0.layer.1.DenseReluDense.wi_0.weight", rank: 2)
         guard embedding.shape.count == 2 else {
             throw ModelConfigError.invalid(model: Self.model, reason: "the token embedding has shape \(embedding.shape)")
         }
         vocabularySize = embedding.shape[0]
         modelWidth = embedding.shape[1]
-        relativeBuckets = bias.shape[0]
-        heads = bias.shape[1]
-        guard query.shape[0] % heads == 0 else {
-            throw ModelConfigError.invalid(model: Self.model, reason: "attention width \(query.shape[0]) is not a multiple of \(heads) heads")
+        relativeBuckets = bias[0]
+        heads = bias[1]
+        guard query[0] % heads == 0 else {
+            throw ModelConfigError.invalid(model: Self.model, reason: "attention width \(query[0]) is not a multiple of \(heads) heads")
         }
-        headDim = query.shape[0] / heads
-        feedForwardWidth = gate.shape[0]
+        headDim = query[0] / heads
+        feedForwardWidth = gate[0]
         layers = weights.numberedModuleCount("block", probe: "layer.0.layer_norm.weight")
         try checkConfig(file?.dModel, matches: modelWidth, field: "d_model", model: Self.model)
         try checkConfig(file?.vocabSize, matches: vocabularySize, field: "vocab_size", model: Self.model)
