@@ -89,7 +89,11 @@ final class T5EncoderTests: XCTestCase {
         let copy = FileManager.default.temporaryDirectory.appendingPathComponent("uso-t5-\(UUID().uuidString).safetensors")
         try FileManager.default.copyItem(atPath: ConditionerFixtures.path("t5/model.safetensors"), toPath: copy.path)
         defer { try? FileManager.default.removeItem(at: copy) }
-        func isMapped() throws -> Bool { try String(contentsOfFile: "/proc/self/maps", encoding: .utf8).contains(copy.path) }
+        // /proc files report size 0, so read them to the end rather than by their size.
+        func isMapped() throws -> Bool {
+            let maps = try XCTUnwrap(FileHandle(forReadingAtPath: "/proc/self/maps")).readDataToEndOfFile()
+            return String(decoding: maps, as: UTF8.self).contains(copy.path)
+        }
 
         var encoder: T5Encoder? = try T5Encoder(weights: SafetensorsFile(path: copy.path), computeType: .bf16)
         XCTAssertTrue(try isMapped())
