@@ -16,6 +16,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
     ],
     targets: [
         // System C libraries from Debian's -dev packages (scripts/setup.sh installs them).
@@ -52,9 +53,13 @@ let package = Package(
             "Tokenizers", "ImageIO",
         ], swiftSettings: optimize),
         .target(name: "ModelHub", swiftSettings: optimize),
+        // `uso serve`: HTTP API, job queue and the one self-contained page.
+        .target(name: "WebServer", dependencies: [
+            "Pipeline", "ImageIO", .product(name: "Hummingbird", package: "hummingbird"),
+        ], resources: [.copy("Resources")], swiftSettings: optimize),
 
         .executableTarget(name: "USOCommand", dependencies: [
-            "Pipeline", "WeightFiles", "ModelHub",
+            "Pipeline", "WeightFiles", "ModelHub", "WebServer",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/uso", swiftSettings: optimize),
         .executableTarget(name: "Benchmarks", dependencies: ["TensorEngine", "WeightFiles", "Pipeline"],
@@ -67,6 +72,9 @@ let package = Package(
         .testTarget(name: "ImageIOTests", dependencies: ["ImageIO"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline"]),
         .testTarget(name: "ModelHubTests", dependencies: ["ModelHub"]),
+        .testTarget(name: "WebServerTests", dependencies: [
+            "WebServer", .product(name: "HummingbirdTesting", package: "hummingbird"),
+        ]),
     ],
     swiftLanguageModes: [.v5]
 )

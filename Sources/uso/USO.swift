@@ -5,5 +5,5 @@ struct USO: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "uso",
         abstract: "Unified style- and subject-driven image generation (USO on FLUX.1), natively in Swift.",
-        subcommands: [])
+        subcommands: [Serve.self])
 }
