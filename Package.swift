@@ -56,7 +56,7 @@ let package = Package(
         // `uso serve`: HTTP API, job queue and the one self-contained page.
         .target(name: "WebServer", dependencies: [
             "Pipeline", "ImageIO", .product(name: "Hummingbird", package: "hummingbird"),
-        ], resources: [.copy("Resources")], swiftSettings: optimize),
+        ], resources: [.copy("Resources/presets")], swiftSettings: optimize),
 
         .executableTarget(name: "USOCommand", dependencies: [
             "Pipeline", "WeightFiles", "ModelHub", "WebServer",

@@ -65,8 +65,9 @@ public struct JobSnapshot: Sendable, Codable, Equatable {
     public var finishedAt: Date?
 }
 
-/// The server's record of one job (internal: paths never leave the server).
-final class Job {
+/// The server's record of one job (internal: paths never leave the server). Its mutable state is
+/// touched only under the JobQueue's lock.
+final class Job: @unchecked Sendable {
     let id: String
     let parameters: JobParameters
     /// What the generator runs; its image paths point into the server's upload folder.

@@ -113,8 +113,8 @@ final class JobQueue: @unchecked Sendable {
         }
     }
 
-    var counts: (waiting: Int, running: Int, finished: Int) {
-        lock.withLock { (waiting.count, running == nil ? 0 : 1, jobs.values.filter { $0.status.isFinal }.count) }
+    var counts: (waiting: Int, running: Int) {
+        lock.withLock { (waiting.count, running == nil ? 0 : 1) }
     }
 
     /// Snapshots of the job from now on: the current one first, then each change; the stream ends
@@ -133,7 +133,8 @@ final class JobQueue: @unchecked Sendable {
         observers[id, default: [:]][observerID] = continuation
         // Termination can fire inside `finish()` while the lock is held, so unregister later.
         continuation.onTermination = { [weak self] _ in
-            DispatchQueue.global().async { self?.lock.withLock { _ = self?.observers[id]?.removeValue(forKey: observerID) } }
+            guard let self else { return }
+            DispatchQueue.global().async { self.lock.withLock { _ = self.observers[id]?.removeValue(forKey: observerID) } }
         }
         return stream
     }
@@ -203,7 +204,7 @@ final class JobQueue: @unchecked Sendable {
                 job.resultFile = file
                 job.progress = JobProgress(stage: .done, step: job.progress.totalSteps, totalSteps: job.progress.totalSteps,
                                            fraction: 1, elapsedSeconds: Date().timeIntervalSince(started), etaSeconds: 0)
-                recentDurations = (recentDurations + [Date().timeIntervalSince(started)]).suffix(10)
+                recentDurations = Array((recentDurations + [Date().timeIntervalSince(started)]).suffix(10))
                 finishLocked(job, status: .succeeded, error: nil)
             }
         } catch GenerationError.cancelled {

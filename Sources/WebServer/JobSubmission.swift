@@ -56,12 +56,11 @@ struct JobSubmission {
         guard let prompt = try form.string("prompt") else {
             throw APIError.badRequest("the field 'prompt' is required (it may be empty: \"\")")
         }
-        contentImage = try form.image("contentImage", limits: limits)
+        let content = try form.image("contentImage", limits: limits)
         let styles = try form.images("styleImages", limits: limits)
         guard styles.count <= caps.maxStyleImages else {
             throw APIError.badRequest("at most \(caps.maxStyleImages) style images are accepted, got \(styles.count)")
         }
-        styleImages = styles
 
         let seedValue = try form.integer("seed", in: -1...Self.maxSeed, default: -1,
                                          meaning: "-1 (random) or a seed from 0 to \(Self.maxSeed)")
@@ -72,7 +71,7 @@ struct JobSubmission {
         var width = Int(try form.integer("width", in: Int64(caps.minSide)...Int64(caps.maxSide), default: Int64(caps.defaultSide)))
         var height = Int(try form.integer("height", in: Int64(caps.minSide)...Int64(caps.maxSide), default: Int64(caps.defaultSide)))
         if keepInputSize {
-            guard let content = contentImage else {
+            guard let content else {
                 throw APIError.badRequest("'keepInputSize' needs a content image: attach one or turn it off")
             }
             (width, height) = Self.keptSize(content, contentReferenceSize: Int(contentReferenceSize), capabilities: caps)
@@ -85,6 +84,8 @@ struct JobSubmission {
             steps: Int(try form.integer("steps", in: 1...Int64(caps.maxSteps), default: Int64(caps.defaultSteps))),
             guidance: try form.number("guidance", in: caps.minGuidance...caps.maxGuidance, default: caps.defaultGuidance),
             contentReferenceSize: Int(contentReferenceSize))
+        contentImage = content
+        styleImages = styles
     }
 
     /// "Keep input size" as the reference app computes it (spec §1.4): the content image after
@@ -208,7 +209,7 @@ private struct FieldReader {
         case .file(let bytes): data = bytes
         case .text(let base64):
             if base64.isEmpty { return nil }
-            guard let decoded = decodeBase64(base64, field: field) else {
+            guard let decoded = decodeBase64(base64) else {
                 throw APIError.badRequest("'\(field)' must be an image file (multipart) or base64 image data (JSON)")
             }
             data = decoded
@@ -239,7 +240,7 @@ private struct FieldReader {
     }
 
     /// Plain base64 or a `data:image/...;base64,` URL (what a browser's FileReader gives).
-    private static func decodeBase64(_ text: String, field: String) -> Data? {
+    private static func decodeBase64(_ text: String) -> Data? {
         var payload = Substring(text)
         if payload.hasPrefix("data:") {
             guard let comma = payload.firstIndex(of: ","), payload[..<comma].hasSuffix(";base64") else { return nil }

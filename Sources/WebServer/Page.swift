@@ -10,6 +10,7 @@ enum Page {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>uso — style- and subject-driven generation</title>
+<link rel="icon" href="data:,">
 <style>
   :root { --bg:#f6f7f9; --panel:#fff; --ink:#1d2330; --muted:#667085; --line:#dde1e8; --accent:#3b5bdb; --accent-ink:#fff; --bad:#c92a2a; --ok:#2b8a3e; }
   * { box-sizing: border-box; }

@@ -28,8 +28,9 @@ public final class SyntheticGenerator: ImageGenerator, @unchecked Sendable {
         let tints = try request.imagePaths.filter { !$0.isEmpty }.map { try Self.meanColour(path: $0) }
         let (width, height) = request.latentAlignedSize
         guard width > 0, height > 0 else { throw GenerationError.invalidRequest("the size \(request.width)x\(request.height) is under 16 pixels") }
+        guard request.steps >= 1 else { throw GenerationError.invalidRequest("steps must be at least 1") }
 
-        for step in 1...max(1, request.steps) {
+        for step in 1...request.steps {
             if cancellation.isCancelled { throw GenerationError.cancelled }
             Thread.sleep(forTimeInterval: secondsPerStep)
             let perStep = elapsed() / Double(step)

@@ -27,17 +27,17 @@ public final class USOWebServer: Sendable {
     /// Serves until SIGINT or SIGTERM, then cancels the queue and removes the uploads.
     public func run(onListening: @escaping @Sendable (_ host: String, _ port: Int) async -> Void = { _, _ in }) async throws {
         let host = configuration.host
-        let app = application { channel in await onListening(host, channel.localAddress?.port ?? 0) }
+        let app = application { port in await onListening(host, port) }
         defer { stop() }
         try await app.runService()
     }
 
     /// The Hummingbird application (the tests run it on an ephemeral port).
-    public func application(onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in })
+    public func application(onListening: @escaping @Sendable (_ port: Int) async -> Void = { _ in })
         -> Application<RouterResponder<BasicRequestContext>> {
         Application(router: router(), configuration: .init(address: .hostname(configuration.host, port: configuration.port),
                                                             serverName: "uso"),
-                    onServerRunning: onServerRunning)
+                    onServerRunning: { channel in await onListening(channel.localAddress?.port ?? 0) })
     }
 
     /// Cancels waiting and running jobs and deletes the uploaded references.

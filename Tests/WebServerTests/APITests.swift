@@ -77,7 +77,7 @@ final class APITests: XCTestCase {
             XCTAssertEqual(Data(storedContent.body.readableBytesView), content)
             let storedStyle = try await client.get("/api/jobs/\(submitted.id)/inputs/style1")
             XCTAssertEqual(Data(storedStyle.body.readableBytesView), style)
-            XCTAssertEqual(try await client.get("/api/jobs/\(submitted.id)/inputs/style2").status, .notFound)
+            assertStatus(try await client.get("/api/jobs/\(submitted.id)/inputs/style2"), .notFound)
         }
     }
 
@@ -176,11 +176,12 @@ final class APITests: XCTestCase {
             // Cancelling a finished job is a conflict; an unknown id is 404.
             let again = try await client.execute(uri: "/api/jobs/\(running.id)", method: .delete)
             XCTAssertEqual(again.status, .conflict)
-            XCTAssertEqual(try await client.execute(uri: "/api/jobs/nope", method: .delete).status, .notFound)
+            assertStatus(try await client.execute(uri: "/api/jobs/nope", method: .delete), .notFound)
 
             // The queue keeps working afterwards.
             let next = try decode(JobSnapshot.self, from: try await client.postJSON(["prompt": "c", "steps": 1]))
-            XCTAssertEqual(try await client.waitForFinal(next.id).status, .succeeded)
+            let nextFinished = try await client.waitForFinal(next.id)
+            XCTAssertEqual(nextFinished.status, .succeeded)
         }
     }
 
@@ -213,7 +214,7 @@ final class APITests: XCTestCase {
             for id in ids {
                 let finished = try await client.waitForFinal(id)
                 XCTAssertEqual(finished.status, .succeeded, finished.error ?? "")
-                XCTAssertEqual(try await client.get("/api/jobs/\(id)/image").status, .ok)
+                assertStatus(try await client.get("/api/jobs/\(id)/image"), .ok)
             }
             let history = try decode([JobSnapshot].self, from: try await client.get("/api/jobs"))
             XCTAssertEqual(Set(history.map(\.id)), Set(ids))
@@ -232,16 +233,16 @@ final class APITests: XCTestCase {
             XCTAssertEqual(missing.status, .unauthorized)
             XCTAssertEqual(missing.headers[.wwwAuthenticate], "Bearer")
             XCTAssertNotNil(errorMessage(missing))
-            XCTAssertEqual(try await client.get("/api/info", headers: [.authorization: "Bearer wrong!"]).status, .unauthorized)
-            XCTAssertEqual(try await client.get("/api/info", headers: [.authorization: "s3cret"]).status, .unauthorized)
-            XCTAssertEqual(try await client.get("/api/info", headers: [.authorization: "Bearer s3cret"]).status, .ok)
+            assertStatus(try await client.get("/api/info", headers: [.authorization: "Bearer wrong!"]), .unauthorized)
+            assertStatus(try await client.get("/api/info", headers: [.authorization: "s3cret"]), .unauthorized)
+            assertStatus(try await client.get("/api/info", headers: [.authorization: "Bearer s3cret"]), .ok)
             let post = try await client.postJSON(["prompt": "x", "steps": 1])
             XCTAssertEqual(post.status, .unauthorized)
             let authorized = try await client.postJSON(["prompt": "x", "steps": 1], headers: [.authorization: "Bearer s3cret"])
             XCTAssertEqual(authorized.status, .accepted)
             // The page and the health check stay open so a browser can load the page and ask for the token.
-            XCTAssertEqual(try await client.get("/").status, .ok)
-            XCTAssertEqual(try await client.get("/health").status, .ok)
+            assertStatus(try await client.get("/"), .ok)
+            assertStatus(try await client.get("/health"), .ok)
         }
     }
 

@@ -7,7 +7,7 @@ import XCTest
 /// Every kind of bad submission gets a 4xx with a JSON error naming the problem, and the server
 /// keeps serving.
 final class BadInputTests: XCTestCase {
-    private func assertRefused(_ response: TestResponse, _ status: HTTPResponse.Status, mentioning words: [String],
+    private func assertRefused(_ response: TestResponse, _ status: HTTPResponse.Status, _ words: [String],
                                file: StaticString = #filePath, line: UInt = #line) {
         XCTAssertEqual(response.status, status, String(buffer: response.body), file: file, line: line)
         guard let message = errorMessage(response) else {
@@ -56,11 +56,11 @@ final class BadInputTests: XCTestCase {
             ]
             for (fields, status, words) in cases {
                 let response = try await client.postJSON(fields)
-                assertRefused(response, status, mentioning: words)
+                assertRefused(response, status, words)
             }
             let history = try decode([JobSnapshot].self, from: try await client.get("/api/jobs"))
             XCTAssertTrue(history.isEmpty, "no refused submission may become a job")
-            XCTAssertEqual(try await client.get("/health").status, .ok)
+            assertStatus(try await client.get("/health"), .ok)
         }
     }
 
@@ -99,11 +99,11 @@ final class BadInputTests: XCTestCase {
             empty.field("prompt", "a")
             empty.field("steps", "1")
             empty.file("contentImage", Data(), filename: "")
-            XCTAssertEqual(try await client.postMultipart(empty.finished()).status, .accepted)
+            assertStatus(try await client.postMultipart(empty.finished()), .accepted)
 
             assertRefused(try await client.get("/api/jobs/unknown"), .notFound, ["no job"])
             assertRefused(try await client.execute(uri: "/api/jobs", method: .put), .notFound, [])
-            XCTAssertEqual(try await client.get("/health").status, .ok)
+            assertStatus(try await client.get("/health"), .ok)
         }
     }
 
@@ -114,7 +114,7 @@ final class BadInputTests: XCTestCase {
             let response = try await client.execute(uri: "/api/jobs", method: .post, headers: [.contentType: "application/json"],
                                                     body: ByteBuffer(string: "{\"prompt\":\"\(huge)\"}"))
             assertRefused(response, .contentTooLarge, ["too large"])
-            XCTAssertEqual(try await client.get("/health").status, .ok)
+            assertStatus(try await client.get("/health"), .ok)
         }
     }
 

@@ -74,8 +74,8 @@ struct TestServer {
         configuration.uploads = uploads
         configuration.outputRoot = outputRoot
         configuration.capabilities = testCapabilities
-        generatorBox = GeneratorBox()
-        let box = generatorBox
+        let box = GeneratorBox()
+        generatorBox = box
         server = try USOWebServer(configuration: configuration) { box.generator }
     }
 
@@ -185,4 +185,8 @@ func pngData(width: Int, height: Int) throws -> Data {
     var pixels = [UInt8](repeating: 0, count: width * height * 3)
     for index in pixels.indices { pixels[index] = UInt8((index * 7) % 256) }
     return try ImageFile.encode(RGBImage(width: width, height: height, pixels: pixels), as: .png(text: []))
+}
+
+func assertStatus(_ response: TestResponse, _ expected: HTTPResponse.Status, file: StaticString = #filePath, line: UInt = #line) {
+    XCTAssertEqual(response.status, expected, String(buffer: response.body), file: file, line: line)
 }

@@ -60,6 +60,16 @@ def wait_for_health(url: str, server: subprocess.Popen, timeout: float) -> None:
     raise RuntimeError(f"uso serve did not answer /health within {timeout} s")
 
 
+def wait_until(page, expression: str, timeout: float) -> None:
+    """Polls a JS expression with page.evaluate (wait_for_function evaluates strings with eval,
+    which the page's Content-Security-Policy rightly forbids)."""
+    deadline = time.time() + timeout
+    while not page.evaluate(expression):
+        if time.time() > deadline:
+            raise TimeoutError(f"not true within {timeout} s: {expression}")
+        time.sleep(0.05)
+
+
 def run(args) -> list:
     failures = []
 
@@ -86,12 +96,14 @@ def run(args) -> list:
             console_errors = []
             page.on("console", lambda message: message.type == "error" and console_errors.append(message.text))
             page.on("pageerror", lambda error: console_errors.append(str(error)))
+            page.on("response", lambda response: response.status >= 400
+                    and console_errors.append(f"{response.status} {response.url}"))
             requests_elsewhere = []
             page.on("request", lambda request: request.url.startswith(("http:", "https:"))
                     and not request.url.startswith(base) and requests_elsewhere.append(request.url))
 
             page.goto(base + "/")
-            page.wait_for_function("document.getElementById('model-name').textContent !== 'connecting…'")
+            wait_until(page, "document.getElementById('model-name').textContent !== 'connecting…'", 30)
             print("model:", page.text_content("#model-name"))
             page.wait_for_selector("#examples .card")
             check(page.locator("#examples .card").count() >= 5, "example preset cards are shown")
@@ -125,7 +137,7 @@ def run(args) -> list:
             check(len(seen_values) >= 3, "progress moved through intermediate values")
             check(any(t.startswith("Step ") and "/" in t for t in seen_texts), "step n/N was shown while denoising")
 
-            page.wait_for_function("document.getElementById('result-image').naturalWidth > 0", timeout=30_000)
+            wait_until(page, "document.getElementById('result-image').naturalWidth > 0", 30)
             size = page.evaluate("[document.getElementById('result-image').naturalWidth, document.getElementById('result-image').naturalHeight]")
             print(f"result image: {size[0]}x{size[1]} after {time.time() - started:.1f} s")
             check(size[0] > 0 and size[1] > 0, "the result image is displayed")
