@@ -30,14 +30,13 @@ public struct JobProgress: Sendable, Codable, Equatable {
     }
 
     /// Denoising is nearly all of the time, so the fraction is the share of denoising steps done;
-    /// the stages after it (decoding, saving) hold just under 1 until the file is written.
+    /// the stages after it hold just under 1 until the server has written the file.
     init(_ progress: GenerationProgress) {
         let stepsDone = progress.totalSteps > 0 ? Double(progress.step) / Double(progress.totalSteps) : 0
         let fraction: Double = switch progress.stage {
         case .loading, .encodingPrompt, .encodingStyle, .encodingContent: 0
         case .denoising: min(stepsDone, 0.99)
-        case .decoding, .saving: 0.99
-        case .done: 1
+        case .decoding, .saving, .done: 0.99  // 1 only once the file is written
         }
         self.init(stage: progress.stage, step: progress.step, totalSteps: progress.totalSteps, fraction: fraction,
                   elapsedSeconds: progress.elapsedSeconds, etaSeconds: progress.etaSeconds)

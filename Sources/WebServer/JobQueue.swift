@@ -139,6 +139,11 @@ final class JobQueue: @unchecked Sendable {
         return stream
     }
 
+    /// How many event streams follow the job (tests wait for a subscriber before releasing a job).
+    func observerCount(_ id: String) -> Int {
+        lock.withLock { observers[id]?.count ?? 0 }
+    }
+
     // MARK: Cancelling
 
     /// A waiting job is dropped at once; a running one stops at its next step.

@@ -26,8 +26,9 @@ final class UploadFolder: @unchecked Sendable {
         return (content, styles)
     }
 
+    /// Deletes files of this folder (anything else is left alone).
     func remove(_ files: [URL]) {
-        for file in files where file.deletingLastPathComponent().standardizedFileURL == url.standardizedFileURL {
+        for file in files where file.deletingLastPathComponent().standardizedFileURL.path == url.standardizedFileURL.path {
             try? FileManager.default.removeItem(at: file)
         }
     }

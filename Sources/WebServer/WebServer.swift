@@ -6,7 +6,7 @@ import Pipeline
 /// The endpoints are documented in docs/openapi.yaml.
 public final class USOWebServer: Sendable {
     public let configuration: ServerConfiguration
-    private let queue: JobQueue
+    let queue: JobQueue
     private let uploads: UploadFolder
     private let presets: PresetLibrary
 
@@ -40,6 +40,9 @@ public final class USOWebServer: Sendable {
                     onServerRunning: { channel in await onListening(channel.localAddress?.port ?? 0) })
     }
 
+    /// Where uploaded references are kept while their jobs are remembered.
+    var uploadFolder: URL { uploads.url }
+
     /// Cancels waiting and running jobs and deletes the uploaded references.
     public func stop() {
         queue.shutdown()
@@ -51,6 +54,7 @@ public final class USOWebServer: Sendable {
     private func router() -> Router<BasicRequestContext> {
         let router = Router()
         router.add(middleware: JSONErrorMiddleware())
+        router.add(middleware: SameOriginMiddleware())
         router.get("/") { _, _ in Self.pageResponse() }
         router.get("/health") { _, _ in self.health() }
         router.get("/presets/:name") { _, context in try self.presetImage(context.parameters.require("name")) }
@@ -208,6 +212,22 @@ struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
     private static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
         guard a.count == b.count else { return false }
         return zip(a, b).reduce(0) { $0 | ($1.0 ^ $1.1) } == 0
+    }
+}
+
+/// Refuses requests that a browser sends on behalf of another site: a page elsewhere could
+/// otherwise post jobs to this loopback server (a form post needs no CORS permission). Browsers
+/// send `Origin` on such requests; API clients like curl send none and pass.
+struct SameOriginMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        if let origin = request.headers[.origin], request.method != .get && request.method != .head {
+            let host = request.head.authority ?? ""
+            let originHost = origin.split(separator: "/", omittingEmptySubsequences: true).dropFirst().first.map(String.init)
+            guard originHost == host else {
+                throw APIError(.forbidden, "cross-origin request from \(origin.prefix(80)) refused: use the page served by this server, or an API client without an Origin header")
+            }
+        }
+        return try await next(request, context)
     }
 }
 

@@ -119,9 +119,15 @@ final class APITests: XCTestCase {
     }
 
     func testServerSentEventsReachOneHundredPercent() async throws {
-        try await TestServer().run { client in
+        let generator = TestGenerator(secondsPerStep: 0.01, gateOpen: false)
+        let server = try TestServer()
+        try await server.run(generator: generator) { client in
             let submitted = try decode(JobSnapshot.self, from: try await client.postJSON(["prompt": "p", "steps": 6, "seed": 7]))
-            let events = try await client.get("/api/jobs/\(submitted.id)/events")
+            // Subscribe while the job is held, so every step is seen.
+            async let eventsResponse = client.get("/api/jobs/\(submitted.id)/events")
+            while server.server.queue.observerCount(submitted.id) == 0 { try await Task.sleep(nanoseconds: 2_000_000) }
+            generator.openGate()
+            let events = try await eventsResponse
             XCTAssertEqual(events.status, .ok)
             XCTAssertEqual(events.headers[.contentType], "text/event-stream")
             let blocks = String(buffer: events.body).components(separatedBy: "\n\n").filter { !$0.isEmpty }
@@ -131,19 +137,56 @@ final class APITests: XCTestCase {
                 let data = try XCTUnwrap(lines.first { $0.hasPrefix("data: ") }).dropFirst("data: ".count)
                 return (String(event), try jsonDecoder.decode(JobSnapshot.self, from: Data(data.utf8)))
             }
+            XCTAssertEqual(parsed.first?.snapshot.status, .running)
+            let denoisingSteps = parsed.filter { $0.snapshot.progress.stage == .denoising }.map(\.snapshot.progress.step)
+            XCTAssertEqual(denoisingSteps, Array(1...6), "one event per step, in order")
             let last = try XCTUnwrap(parsed.last)
             XCTAssertEqual(last.event, "done")
             XCTAssertEqual(last.snapshot.status, .succeeded)
             XCTAssertEqual(last.snapshot.progress.fraction, 1)
             XCTAssertEqual(last.snapshot.progress.step, 6)
             XCTAssertEqual(last.snapshot.progress.totalSteps, 6)
-            XCTAssertTrue(parsed.dropLast().allSatisfy { $0.event == "progress" })
-            // Progress only moves forward.
+            XCTAssertTrue(parsed.dropLast().allSatisfy { $0.event == "progress" && $0.snapshot.progress.fraction < 1 })
             let fractions = parsed.map(\.snapshot.progress.fraction)
-            XCTAssertEqual(fractions, fractions.sorted())
-            // Events after the job finished: one final snapshot, then the stream closes.
+            XCTAssertEqual(fractions, fractions.sorted(), "progress only moves forward")
+            // After the job finished: one final snapshot, then the stream closes.
             let again = try await client.get("/api/jobs/\(submitted.id)/events")
             XCTAssertEqual(String(buffer: again.body).components(separatedBy: "event: ").count - 1, 1)
+        }
+    }
+
+    func testHistoryIsBoundedAndForgetsTheOldestUploads() async throws {
+        let server = try TestServer(historyLimit: 3)
+        try await server.run { client in
+            var ids: [String] = []
+            for index in 0..<5 {
+                let response = try await client.postJSON(["prompt": "job \(index)", "steps": 1, "seed": index,
+                                                          "contentImage": try pngData(width: 16, height: 16).base64EncodedString()])
+                let id = try decode(JobSnapshot.self, from: response).id
+                let finished = try await client.waitForFinal(id)
+                XCTAssertEqual(finished.status, .succeeded)
+                ids.append(id)
+            }
+            let history = try decode([JobSnapshot].self, from: try await client.get("/api/jobs"))
+            XCTAssertEqual(history.map(\.id), ids.suffix(3).reversed(), "newest first, oldest forgotten")
+            assertStatus(try await client.get("/api/jobs/\(ids[0])"), .notFound)
+            assertStatus(try await client.get("/api/jobs/\(ids[4])/inputs/content"), .ok)
+            let uploads = try FileManager.default.contentsOfDirectory(atPath: server.server.uploadFolder.path)
+            XCTAssertEqual(Set(uploads), Set(ids.suffix(3).map { "\($0)-content.png" }))
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: server.server.uploadFolder.path), "uploads are removed on stop")
+    }
+
+    func testCrossOriginPostsAreRefused() async throws {
+        try await TestServer().run { client in
+            let foreign = try await client.postJSON(["prompt": "x", "steps": 1], headers: [.origin: "https://evil.example"])
+            XCTAssertEqual(foreign.status, .forbidden)
+            XCTAssertNotNil(errorMessage(foreign))
+            let port = try XCTUnwrap(client.port)
+            let own = try await client.postJSON(["prompt": "x", "steps": 1], headers: [.origin: "http://localhost:\(port)"])
+            XCTAssertEqual(own.status, .accepted, String(buffer: own.body))
+            let history = try decode([JobSnapshot].self, from: try await client.get("/api/jobs"))
+            XCTAssertEqual(history.count, 1)
         }
     }
 

@@ -64,12 +64,13 @@ struct TestServer {
     let server: USOWebServer
     let outputRoot: URL
 
-    init(capacity: Int = 8, token: String? = nil, uploads: UploadLimits = .default) throws {
+    init(capacity: Int = 8, historyLimit: Int = 100, token: String? = nil, uploads: UploadLimits = .default) throws {
         outputRoot = FileManager.default.temporaryDirectory.appendingPathComponent("uso-serve-test-\(UUID().uuidString)")
         var configuration = ServerConfiguration()
         configuration.host = "127.0.0.1"
         configuration.port = 0
         configuration.queueCapacity = capacity
+        configuration.historyLimit = historyLimit
         configuration.token = token
         configuration.uploads = uploads
         configuration.outputRoot = outputRoot
