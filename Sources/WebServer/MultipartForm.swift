@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// One part of a `multipart/form-data` body (RFC 7578): its field name, the file name a browser
 /// sent (which the server never uses as a path), and its bytes.
@@ -33,7 +36,7 @@ enum MultipartForm {
         let bytes = [UInt8](body)
         let delimiter = Array("--\(boundary)".utf8)
         let crlf: [UInt8] = [13, 10]
-        guard var position = bytes.firstRange(of: delimiter)?.upperBound else {
+        guard var position = find(delimiter, in: bytes, from: 0)?.upperBound else {
             throw FormatError("the multipart body does not contain its boundary")
         }
         var parts: [MultipartPart] = []
@@ -44,16 +47,35 @@ enum MultipartForm {
                 throw FormatError("a multipart boundary is not followed by a line break")
             }
             position += 2
-            guard let headerEnd = bytes[position...].firstRange(of: crlf + crlf) else {
+            guard let headerEnd = find(crlf + crlf, in: bytes, from: position) else {
                 throw FormatError("a multipart part has no end to its headers")
             }
             let headers = String(decoding: bytes[position..<headerEnd.lowerBound], as: UTF8.self)
             let contentStart = headerEnd.upperBound
-            guard let next = bytes[contentStart...].firstRange(of: crlf + delimiter) else {
+            guard let next = find(crlf + delimiter, in: bytes, from: contentStart) else {
                 throw FormatError("the multipart body ends inside a part (no closing boundary)")
             }
             parts.append(try part(headers: headers, data: Data(bytes[contentStart..<next.lowerBound])))
             position = next.upperBound
+        }
+    }
+
+    /// The first occurrence of `pattern` at or after `start`; memchr for candidates, then memcmp
+    /// (image uploads are megabytes, and this stays fast in debug builds too).
+    private static func find(_ pattern: [UInt8], in bytes: [UInt8], from start: Int) -> Range<Int>? {
+        guard let first = pattern.first, start <= bytes.count else { return nil }
+        return bytes.withUnsafeBytes { haystack -> Range<Int>? in
+            pattern.withUnsafeBytes { needle -> Range<Int>? in
+                guard let base = haystack.baseAddress, let needleBase = needle.baseAddress else { return nil }
+                var offset = start
+                while haystack.count - offset >= pattern.count {
+                    guard let hit = memchr(base + offset, Int32(first), haystack.count - offset - pattern.count + 1) else { return nil }
+                    let candidate = base.distance(to: UnsafeRawPointer(hit))
+                    if memcmp(base + candidate, needleBase, pattern.count) == 0 { return candidate..<candidate + pattern.count }
+                    offset = candidate + 1
+                }
+                return nil
+            }
         }
     }
 

@@ -4,7 +4,8 @@
 Starts the `uso` binary as a server on a free loopback port, opens the page, attaches a content and
 a style image through the file pickers, generates, watches the progress bar reach 100 % with
 "Step n/N", waits for the result image and the download link, checks the history gallery and the
-PNG written to the output folder, and saves a full-page screenshot.
+PNG written to the output folder, and saves a full-page screenshot of the finished page. Then it
+reuses the settings from the history and cancels a second, long job while it runs.
 
 Not part of `swift test` (CI has no browser). Setup, once:
     apt-get install -y chromium        # Debian's browser; Playwright's own browser download is not used
@@ -152,11 +153,28 @@ def run(args) -> list:
             check(len(pngs) == 1 and pngs[0].with_suffix(".json").exists(),
                   f"the result was written like the CLI's ({[str(p.relative_to(outputs)) for p in pngs]})")
             check(not requests_elsewhere, f"the page loaded nothing from elsewhere ({requests_elsewhere})")
-            check(not console_errors, f"no errors in the browser console ({console_errors})")
 
             args.screenshot.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(args.screenshot), full_page=True)
             print("screenshot:", args.screenshot)
+
+            # "Reuse these settings" from the history restores the prompt, seed and references.
+            page.fill("#prompt", "something else")
+            page.click("#history .card button:text('Reuse these settings')")
+            wait_until(page, "document.querySelector('.drop[data-slot=\"style1\"]').classList.contains('filled')", 30)
+            check(page.input_value("#prompt") == args.prompt and page.input_value("#seed") == str(args.seed),
+                  "reuse restored the prompt and the seed")
+            check(page.locator('.drop[data-slot="content"].filled').count() == 1, "reuse restored the content image")
+
+            # A long job is cancelled from the page while it denoises.
+            page.eval_on_selector("#steps", "el => { el.value = el.max; el.dispatchEvent(new Event('input')); }")
+            page.click("#generate")
+            wait_until(page, "document.getElementById('progress-text').textContent.startsWith('Step ')", args.timeout)
+            page.click("#cancel")
+            wait_until(page, "document.getElementById('progress-text').textContent.startsWith('Cancelled')", args.timeout)
+            check(True, "a running job was cancelled from the page")
+            check(len(list(outputs.rglob("*.png"))) == 1, "the cancelled job wrote nothing")
+            check(not console_errors, f"no errors in the browser console ({console_errors})")
             browser.close()
     finally:
         server.terminate()
