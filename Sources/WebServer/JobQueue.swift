@@ -29,6 +29,8 @@ final class JobQueue: @unchecked Sendable {
     private var order: [String] = []
     private var waiting: [String] = []
     private var running: String?
+    /// Slots taken by submissions whose files are still being written.
+    private var reserved = 0
     private var observers: [String: [UUID: AsyncStream<JobSnapshot>.Continuation]] = [:]
     /// Seconds the finished jobs took, for Retry-After estimates.
     private var recentDurations: [Double] = []
@@ -50,21 +52,21 @@ final class JobQueue: @unchecked Sendable {
     func submit(_ submission: JobSubmission, template: GenerationRequest) throws -> JobSnapshot {
         let id = UUID().uuidString.lowercased()
         lock.lock()
-        let unfinished = waiting.count + (running == nil ? 0 : 1)
+        let unfinished = waiting.count + reserved + (running == nil ? 0 : 1)
         guard unfinished < capacity else {
             let retryAfter = retryAfterLocked()
             lock.unlock()
             throw SubmitError.full(retryAfterSeconds: retryAfter)
         }
         // Reserve the slot before the (slower) file writes so concurrent submissions cannot overfill.
-        waiting.append(id)
+        reserved += 1
         lock.unlock()
 
         let stored: (content: URL?, styles: [URL])
         do {
             stored = try uploads.store(submission, jobID: id)
         } catch {
-            lock.withLock { waiting.removeAll { $0 == id } }
+            lock.withLock { reserved -= 1 }
             throw error
         }
         let p = submission.parameters
@@ -81,8 +83,10 @@ final class JobQueue: @unchecked Sendable {
         let job = Job(id: id, parameters: p, request: request)
 
         lock.lock()
+        reserved -= 1
         jobs[id] = job
         order.append(id)
+        waiting.append(id)
         let snapshot = snapshotLocked(job)
         startNextLocked()
         lock.unlock()

@@ -8,16 +8,17 @@ struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Serve a web page and a JSON API for generation, with a job queue and live progress.",
         discussion: """
-        Open http://127.0.0.1:7860/ in a browser. The server listens on loopback only unless --host
-        says otherwise; with --host 0.0.0.0 set a --token (or USO_SERVE_TOKEN), which every /api/
+        Open http://127.0.0.1:7860/ in a browser. The server listens on loopback only unless --host \
+        says otherwise; with --host 0.0.0.0 set a --token (or USO_SERVE_TOKEN), which every /api/ \
         request must then send as 'Authorization: Bearer <token>'.
 
-        Jobs run one at a time; --queue-size bounds the unfinished jobs (running + waiting), and a
-        submission beyond it is answered 503 with Retry-After. Results are written as `uso generate`
-        writes them: <save-path>/YYYY-MM-DD/NNNN-SEED.png with metadata, and the config JSON beside it.
+        Jobs run one at a time; --queue-size bounds the unfinished jobs (running + waiting), and a \
+        submission beyond it is answered 503 with Retry-After. Results are written as `uso generate` \
+        writes them: <save-path>/YYYY-MM-DD/NNNN-SEED.png with metadata, and the config JSON beside it. \
+        The API is described in docs/openapi.yaml.
 
-        Test aid: with the environment variable USO_SERVE_GENERATOR=synthetic the server runs a
-        synthetic test generator instead of a model (patterns, not images of anything); the browser
+        Test aid: with the environment variable USO_SERVE_GENERATOR=synthetic the server runs a \
+        synthetic test generator instead of a model (patterns, not images of anything); the browser \
         test in tools/e2e uses it to run without weights.
         """)
 
