@@ -61,9 +61,13 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ], swiftSettings: optimize),
+        // `uso serve`: HTTP API, job queue and the one self-contained page.
+        .target(name: "WebServer", dependencies: [
+            "Pipeline", "ImageIO", .product(name: "Hummingbird", package: "hummingbird"),
+        ], resources: [.copy("Resources/presets")], swiftSettings: optimize),
 
         .executableTarget(name: "USOCommand", dependencies: [
-            "Pipeline", "WeightFiles", "ModelHub",
+            "Pipeline", "WeightFiles", "ModelHub", "WebServer",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/uso", swiftSettings: optimize),
         .executableTarget(name: "Benchmarks", dependencies: ["TensorEngine", "WeightFiles", "Pipeline"],
@@ -81,6 +85,9 @@ let package = Package(
             .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
+        ]),
+        .testTarget(name: "WebServerTests", dependencies: [
+            "WebServer", .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
     ],
     swiftLanguageModes: [.v5]
