@@ -43,6 +43,8 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("save-path"), help: "Folder for results; each day gets its own subfolder.")
     var savePath = "outputs"
 
+    @OptionGroup(title: "Model") var model: ModelOptions
+
     mutating func validate() throws {
         if !(0...65535).contains(port) { throw ValidationError("--port must be 0...65535") }
         if !(1...1000).contains(queueSize) { throw ValidationError("--queue-size must be 1...1000") }
@@ -53,6 +55,8 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         let (factory, capabilities) = try generatorChoice()
+        var template = GenerationRequest(prompt: "")
+        model.apply(to: &template)
         var configuration = ServerConfiguration()
         configuration.host = host
         configuration.port = port
@@ -62,7 +66,7 @@ struct Serve: AsyncParsableCommand {
         configuration.outputRoot = URL(fileURLWithPath: savePath)
         configuration.capabilities = capabilities
 
-        let server = try USOWebServer(configuration: configuration, generator: factory)
+        let server = try USOWebServer(configuration: configuration, requestTemplate: template, generator: factory)
         let isLoopback = ["127.0.0.1", "localhost", "::1"].contains(host)
         if !isLoopback && configuration.token == nil {
             printError("warning: listening on \(host) without a token: anyone who can reach this port can run jobs")
@@ -78,10 +82,32 @@ struct Serve: AsyncParsableCommand {
         if ProcessInfo.processInfo.environment["USO_SERVE_GENERATOR"] == "synthetic" {
             return ({ SyntheticGenerator() }, SyntheticGenerator.capabilities)
         }
-        // The USO pipeline (bundled default model or --model-dir) plugs in here once it is on this
-        // branch: its factory, and its capabilities (sizes the model is trained for).
-        printError("uso serve: the USO pipeline is not part of this build yet; USO_SERVE_GENERATOR=synthetic runs the synthetic test generator")
-        throw ExitCode.failure
+        // The USO pipeline, loaded on the first job and kept. The form's ranges and defaults are the
+        // reference demo's, or the model folder's recommended settings (the bundled uso-mini's 128 px).
+        let directory: URL
+        do {
+            directory = try model.directory()
+            try ModelLocation(directory: directory, modelType: model.modelType ?? .fluxDev).checkPresent()
+        } catch {
+            printError("error: \(error)")
+            throw ExitCode.failure
+        }
+        var capabilities = GeneratorCapabilities.reference
+        capabilities.modelName = model.modelDirectory == nil ? "uso-mini (bundled)" : "\(model.modelType ?? .fluxDev) + USO"
+        if let defaults = ModelDefaults.load(from: directory) {
+            if let side = defaults.width ?? defaults.height {
+                capabilities.defaultSide = side
+                capabilities.minSide = min(capabilities.minSide, 16)
+            }
+            if let steps = defaults.steps { capabilities.defaultSteps = steps }
+            if let guidance = defaults.guidance { capabilities.defaultGuidance = guidance }
+            if let size = defaults.contentReference {
+                capabilities.defaultContentReferenceSize = size
+                capabilities.keepSizeBase = size
+            }
+        }
+        let model = self.model
+        return ({ try model.makeGenerator() }, capabilities)
     }
 
     private func printError(_ message: String) {
