@@ -16,6 +16,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.20.0"),
     ],
     targets: [
         // System C libraries from Debian's -dev packages (scripts/setup.sh installs them).
@@ -48,7 +50,9 @@ let package = Package(
             "TensorEngine", "WeightFiles", "FluxDiT", "TextEncoders", "StyleEncoder", "Autoencoder",
             "Tokenizers", "ImageIO",
         ], swiftSettings: optimize),
-        .target(name: "ModelHub", swiftSettings: optimize),
+        .target(name: "ModelHub", dependencies: [
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        ], swiftSettings: optimize),
 
         .executableTarget(name: "USOCommand", dependencies: [
             "Pipeline", "WeightFiles", "ModelHub",
@@ -63,7 +67,9 @@ let package = Package(
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
         .testTarget(name: "ImageIOTests", dependencies: ["ImageIO"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline"]),
-        .testTarget(name: "ModelHubTests", dependencies: ["ModelHub"]),
+        .testTarget(name: "ModelHubTests", dependencies: [
+            "ModelHub", .product(name: "Hummingbird", package: "hummingbird"),
+        ]),
     ],
     swiftLanguageModes: [.v5]
 )
