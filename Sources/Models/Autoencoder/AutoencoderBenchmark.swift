@@ -46,7 +46,10 @@ public func benchmarkAutoencoder(checkpoint: String, dtype: DType = .f32,
     for (stage, side) in [(AutoencoderBenchmarkStage.decode512, 512), (.decode1024, 1024)] where stages.contains(stage) {
         let latent = syntheticPattern(channels: model.config.latentChannels, height: side / f, width: side / f)
         let layout = try model.tileLayout(for: tiling, latentHeight: side / f, latentWidth: side / f)
-        let detail = layout.map { "tiles ≤ \($0.maxTileSize), overlap \($0.overlap) latent px" } ?? "whole"
+        let detail = layout.map { layout in
+            let rows = layout.spans(side / f), columns = layout.spans(side / f)
+            return "\(rows.count)×\(columns.count) tiles of \(rows[0].count)×\(columns[0].count) latent px, overlap ≥ \(layout.overlap)"
+        } ?? "whole"
         try measure("decode \(side)×\(side)", detail: detail) { try model.decode(latent, tiling: tiling) }
     }
     return results
