@@ -39,6 +39,15 @@ public struct OutputWriter: Sendable {
         return png
     }
 
+    /// Creates the folder and checks that files can be made in it, so a run fails before it
+    /// spends minutes on an image it cannot save.
+    public func checkWritable() throws {
+        try createDirectory()
+        guard FileManager.default.isWritableFile(atPath: directory.path) else {
+            throw GenerationError.outputNotWritable(path: directory.path, reason: "permission denied")
+        }
+    }
+
     private func createDirectory() throws {
         do {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)

@@ -50,17 +50,22 @@ struct Generate: AsyncParsableCommand {
             terminal.error(error.message)
             throw ExitCode(64)
         }
-        let generator: ImageGenerator
-        do {
-            terminal.status("loading model from \(model.resolvedDescription)")
-            generator = try model.makeGenerator()
-        } catch {
-            terminal.error("\(error)")
-            throw ExitCode.failure
+        if let first = jobs.first?.request, !first.instructEdit, first.width % 16 != 0 || first.height % 16 != 0 {
+            let aligned = first.latentAlignedSize
+            terminal.status("\(first.width)x\(first.height) is not a multiple of 16; generating \(aligned.width)x\(aligned.height) as the reference does")
         }
         let cancellation = CancellationFlag()
         let interrupt = InterruptHandler { cancellation.cancel() }
         defer { interrupt.restore() }
+        let generator: ImageGenerator
+        do {
+            terminal.status("loading model from \(model.resolvedDescription)")
+            generator = try model.makeGenerator()
+            try output.writer().checkWritable()
+        } catch {
+            terminal.error("\(error)")
+            throw ExitCode.failure
+        }
 
         var failures = 0
         for (index, entry) in jobs.enumerated() {
@@ -70,7 +75,7 @@ struct Generate: AsyncParsableCommand {
                 do {
                     let result = try generator.generate(request, cancellation: cancellation) { terminal.progress($0) }
                     let url = try output.save(result, entry: entry, index: index, imageIndex: j, baseRequest: entry.request,
-                                              guidanceGiven: sampling.guidance != nil, inputs: inputs)
+                                              guidanceGiven: sampling.guidance != nil, inputs: inputs, model: model)
                     terminal.finished("wrote \(url.path) (\(String(format: "%.1f", result.seconds)) s)")
                 } catch GenerationError.cancelled {
                     terminal.error("cancelled; nothing was written for the unfinished image")
