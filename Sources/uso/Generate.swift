@@ -8,15 +8,15 @@ struct Generate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Generate images from a prompt, an optional content image and up to two style images.",
         discussion: """
-        Inputs follow the reference: --image-paths takes the content image first ("" for none), then the
-        style images. --content and --style say the same more plainly.
+        Inputs follow the reference: --image-paths takes the content image first ("" for none), then the style images. --content and --style say the same more plainly.
 
-        Settings are taken in this order: built-in defaults (the reference's), then the metadata of
-        --from IMAGE.png, then the flags given. Without --model-dir the bundled default model is used.
+        Settings are taken in this order: built-in defaults (the reference's, or those a model folder recommends in its uso-defaults.json, as the bundled model does), then the metadata of --from IMAGE.png, then the flags given. Without --model-dir the bundled default model is used.
+
+        Exit status: 0 when every image was written, 1 when one failed (the others are still made), 64 for a usage error, 130 when cancelled with Ctrl-C (nothing is left half-written).
 
         Examples:
-          uso generate --prompt "A corgi in a meadow." --content dog.jpg --style ink.webp
-          uso generate --prompt "" --image-paths subject.png style.webp      (layout kept)
+          uso generate --prompt "A corgi." --content dog.jpg --style ink.webp
+          uso generate --prompt "" --image-paths subject.png style.webp
           uso generate --eval-json-path batch.json --save-path out/
         """)
 

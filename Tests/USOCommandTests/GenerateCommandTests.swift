@@ -23,9 +23,15 @@ final class GenerateCommandTests: XCTestCase {
         let help = outcome.standardOutput
         for expected in ["--prompt", "--image-paths", "--content", "--style", "--eval-json-path", "--from", "--width",
                          "--num-steps", "--guidance", "--seed", "--model-dir", "--model-type", "--dtype", "--save-path",
-                         "--num-images-per-prompt", "Examples:", "Settings are taken in this order"] {
+                         "--num-images-per-prompt", "Examples:", "Settings are taken in this order", "Exit status", "130"] {
             XCTAssertTrue(help.contains(expected), "help lacks \(expected):\n\(help)")
         }
+        // Paragraphs are wrapped by the parser, not broken by hand into ragged lines.
+        let lines = help.split(separator: "\n", omittingEmptySubsequences: false)
+        let ragged = zip(lines, lines.dropFirst()).filter { line, next in
+            !line.isEmpty && line.count < 60 && next.first?.isLowercase == true
+        }
+        XCTAssertTrue(ragged.isEmpty, "lines broken by hand: \(ragged.map(\.0))")
         // Option groups keep a long list readable.
         for group in ["INPUTS:", "SAMPLING:", "MODEL:", "OUTPUT:"] {
             XCTAssertTrue(help.uppercased().contains(group), "help lacks the group \(group)")
@@ -86,7 +92,8 @@ final class GenerateCommandTests: XCTestCase {
         XCTAssertNotEqual(first.pixels, second.pixels, "seed and seed + 1 gave the same image")
         XCTAssertEqual(try metadata(output.appendingPathComponent("0_0.png"))["uso:seed"], "10")
         XCTAssertEqual(try metadata(output.appendingPathComponent("0_1.png"))["uso:seed"], "11")
-        XCTAssertTrue(try metadata(output.appendingPathComponent("0_0.png"))["parameters"]?.contains("Seed: 10") == true)
+        let parameters = try XCTUnwrap(try metadata(output.appendingPathComponent("0_0.png"))["parameters"])
+        XCTAssertTrue(parameters.hasPrefix("a cat\nSteps: 2, Sampler: Euler, Seed: 10, Size: 32x32,"), parameters)
 
         for j in 0..<2 {
             let text = try String(contentsOf: output.appendingPathComponent("0_\(j).json"), encoding: .utf8)
