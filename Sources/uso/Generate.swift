@@ -33,6 +33,10 @@ struct Generate: AsyncParsableCommand {
             throw ValidationError("use either --image-paths or --content/--style, not both")
         }
         if inputs.styles.count > 2 { throw ValidationError("at most two --style images") }
+        if sampling.instructEdit && inputs.evalJSONPath == nil && inputs.from == nil
+            && inputs.content == nil && (inputs.imagePaths.first ?? "").isEmpty {
+            throw ValidationError("--instruct-edit sizes the output from the content image: give --content (or a first --image-paths entry)")
+        }
         if let steps = sampling.steps, !(1...1000).contains(steps) { throw ValidationError("--num-steps must be 1...1000") }
         for (name, value) in [("--width", sampling.width), ("--height", sampling.height)] {
             if let value, !(16...4096).contains(value) { throw ValidationError("\(name) must be 16...4096 pixels") }
@@ -82,7 +86,7 @@ struct Generate: AsyncParsableCommand {
                     throw ExitCode(130)
                 } catch {
                     failures += 1
-                    terminal.error("\(entry.label): \(error)")
+                    terminal.error((entry.label.map { "\($0): " } ?? "") + "\(error)")
                 }
             }
         }
@@ -118,7 +122,7 @@ struct Generate: AsyncParsableCommand {
         if !inputs.styles.isEmpty { base.styleImages = inputs.styles }
         sampling.apply(to: &base)
         model.apply(to: &base)
-        return [BatchEntry(request: base, saveName: nil, label: "prompt")]
+        return [BatchEntry(request: base, saveName: nil, label: nil)]
     }
 }
 
@@ -126,7 +130,8 @@ struct BatchEntry {
     var request: GenerationRequest
     /// The entry's `save_dir` (reference: the file stem), if any.
     var saveName: String?
-    var label: String
+    /// Names the entry in error messages ("entry 2"); nil for the single request of the flags.
+    var label: String?
 }
 
 struct CommandFailure: Error { let message: String }

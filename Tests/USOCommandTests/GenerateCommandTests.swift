@@ -46,6 +46,7 @@ final class GenerateCommandTests: XCTestCase {
             (["--prompt", "p", "--image-paths", contentImage, "--content", contentImage], "not both"),
             (["--prompt", "p", "--style", styleImage, "--style", styleImage, "--style", styleImage], "at most two"),
             (["--width", "64"], "--prompt"),
+            (["--prompt", "p", "--instruct-edit"], "--instruct-edit"),
         ]
         for (arguments, message) in cases {
             let outcome = try CommandRunner(["generate"] + arguments).run()
@@ -163,7 +164,7 @@ final class GenerateCommandTests: XCTestCase {
         let outcome = try CommandRunner(["generate", "--prompt", "p", "--content", broken.path, "--save-path", output.path]
                                         + CommandRunner.tinySettings).run()
         XCTAssertEqual(outcome.status, 1, outcome.standardError)
-        XCTAssertTrue(outcome.standardError.contains(broken.path), outcome.standardError)
+        XCTAssertTrue(outcome.standardError.contains("error: cannot use the image \(broken.path)"), outcome.standardError)
         XCTAssertEqual(try visibleFiles(output, allowMissing: true), [])
         XCTAssertEqual(try hiddenFiles(output), [])
     }
