@@ -79,6 +79,8 @@ let package = Package(
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
         .testTarget(name: "ImageIOTests", dependencies: ["ImageIO"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline"]),
+        // Runs the built `uso` binary; depending on its target makes `swift test` build it first.
+        .testTarget(name: "USOCommandTests", dependencies: ["USOCommand", "ImageIO"]),
         .testTarget(name: "ModelHubTests", dependencies: [
             "ModelHub",
             .product(name: "Hummingbird", package: "hummingbird"),

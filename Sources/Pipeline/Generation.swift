@@ -1,5 +1,6 @@
 import Foundation
 import ImageIO
+import TensorEngine
 
 /// The stages of one generation, in order, as progress reports them.
 public enum GenerationStage: String, Sendable, Codable {
@@ -38,11 +39,14 @@ public struct GenerationResult: Sendable {
     public var image: RGBImage
     public var request: GenerationRequest
     public var seconds: Double
+    /// The final packed latent tokens before decoding, [N, 4·channels] (to locate parity differences).
+    public var latentTokens: Tensor?
 
-    public init(image: RGBImage, request: GenerationRequest, seconds: Double) {
+    public init(image: RGBImage, request: GenerationRequest, seconds: Double, latentTokens: Tensor? = nil) {
         self.image = image
         self.request = request
         self.seconds = seconds
+        self.latentTokens = latentTokens
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import WeightFiles
 
 /// Where each part of a USO model set lives, in the layout the reference's downloader leaves:
 /// `FLUX.1-dev/{flux1-dev,ae}.safetensors`, `USO/uso_flux_v1.0/{dit_lora,projector}.safetensors`,
@@ -45,10 +46,18 @@ public struct ModelLocation: Sendable, Equatable {
          ("T5 encoder", t5), ("CLIP text encoder", clip), ("SigLIP vision encoder", siglip)]
     }
 
-    /// Fails with the first missing file, saying how to get it.
+    /// Fails with the first missing file, saying how to get it. A model folder must hold weights too.
     public func checkPresent() throws {
-        for part in parts where !FileManager.default.fileExists(atPath: part.url.path) {
-            throw ModelLocationError.missing(part: part.name, path: part.url.path)
+        let manager = FileManager.default
+        for part in parts {
+            var isFolder: ObjCBool = false
+            guard manager.fileExists(atPath: part.url.path, isDirectory: &isFolder) else {
+                throw ModelLocationError.missing(part: part.name, path: part.url.path)
+            }
+            if isFolder.boolValue,
+               !modelFolderWeightFiles.contains(where: { manager.fileExists(atPath: part.url.appendingPathComponent($0).path) }) {
+                throw ModelLocationError.missing(part: part.name, path: part.url.appendingPathComponent(modelFolderWeightFiles[0]).path)
+            }
         }
     }
 

@@ -29,7 +29,8 @@ public struct OutputWriter: Sendable {
     public func write(_ result: GenerationResult, record: RunRecord, stem: String) throws -> URL {
         try createDirectory()
         let png = directory.appendingPathComponent(stem + ".png"), json = directory.appendingPathComponent(stem + ".json")
-        let text = record.pngMetadata(seedUsed: result.request.seed, software: "uso").map { PNGTextEntry(key: $0.key, text: $0.value) }
+        let text = record.pngMetadata(seedUsed: result.request.seed, sizeGenerated: (result.image.width, result.image.height),
+                                      software: "uso").map { PNGTextEntry(key: $0.key, text: $0.value) }
         do {
             try ImageFile.write(result.image, to: png, as: .png(text: text))
             try ImageFile.writeAtomically(Data(record.referenceConfigJSON.utf8), to: json)
@@ -37,6 +38,15 @@ public struct OutputWriter: Sendable {
             throw GenerationError.outputNotWritable(path: directory.path, reason: "\(error)")
         }
         return png
+    }
+
+    /// Creates the folder and checks that files can be made in it, so a run fails before it
+    /// spends minutes on an image it cannot save.
+    public func checkWritable() throws {
+        try createDirectory()
+        guard FileManager.default.isWritableFile(atPath: directory.path) else {
+            throw GenerationError.outputNotWritable(path: directory.path, reason: "permission denied")
+        }
     }
 
     private func createDirectory() throws {

@@ -48,14 +48,14 @@ public struct RunRecord: Sendable {
         ]).serialized()
     }
 
-    /// PNG text chunks: our own keys (one per setting, read back by `--from`) and an A1111-style
-    /// `parameters` chunk that other image tools display.
-    public func pngMetadata(seedUsed: UInt64, software: String) -> [(key: String, value: String)] {
+    /// PNG text chunks: our own keys (one per setting as given, read back by `--from`) and an
+    /// A1111-style `parameters` chunk that other image tools display, with the size generated.
+    public func pngMetadata(seedUsed: UInt64, sizeGenerated: (width: Int, height: Int), software: String) -> [(key: String, value: String)] {
         let r = request
         let names = ([r.contentImage].compactMap { $0 } + r.styleImages).map { $0.lastComponent }
         let a1111 = """
         \(r.prompt)
-        Steps: \(r.steps), Sampler: Euler, Seed: \(seedUsed), Size: \(r.width)x\(r.height), Guidance: \(r.guidance), \
+        Steps: \(r.steps), Sampler: Euler, Seed: \(seedUsed), Size: \(sizeGenerated.width)x\(sizeGenerated.height), Guidance: \(r.guidance), \
         Model: \(r.modelType.rawValue), Content: \(r.contentImage.map { $0.lastComponent } ?? "none"), \
         Styles: \(r.styleImages.isEmpty ? "none" : r.styleImages.map { $0.lastComponent }.joined(separator: "; "))
         """

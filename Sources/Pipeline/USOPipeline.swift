@@ -139,7 +139,7 @@ public final class USOPipeline: ImageGenerator, @unchecked Sendable {
         used.width = width
         used.height = height
         report(.done, request.steps, request.steps, 0)
-        return GenerationResult(image: image, request: used, seconds: Date().timeIntervalSince(started))
+        return GenerationResult(image: image, request: used, seconds: Date().timeIntervalSince(started), latentTokens: tokens)
     }
 
     private func validate(_ request: GenerationRequest) throws {

@@ -1,16 +1,19 @@
 import Foundation
 import TensorEngine
 
+/// The files a model folder may hold its weights in, in order of preference (safetensors first, as
+/// Hugging Face's loaders do).
+public let modelFolderWeightFiles = ["model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json"]
+
 /// Opens whatever holds a model's weights: a `.safetensors` file, a PyTorch `.bin` checkpoint, a
 /// sharded set's `*.index.json`, or a model folder. In a folder the first present of
-/// `model.safetensors`, `model.safetensors.index.json`, `pytorch_model.bin` and
-/// `pytorch_model.bin.index.json` is used (safetensors first, as Hugging Face's loaders do).
+/// `modelFolderWeightFiles` is used.
 public func openWeights(path: String) throws -> WeightSource {
     var isFolder: ObjCBool = false
     guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else { throw WeightError.fileNotFound(path: path) }
     guard isFolder.boolValue else { return try openWeightFile(path: path) }
 
-    let preferred = ["model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json"]
+    let preferred = modelFolderWeightFiles
     let folder = URL(fileURLWithPath: path)
     if let name = preferred.first(where: { FileManager.default.fileExists(atPath: folder.appendingPathComponent($0).path) }) {
         return try openWeightFile(path: folder.appendingPathComponent(name).path)

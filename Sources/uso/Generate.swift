@@ -8,15 +8,15 @@ struct Generate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Generate images from a prompt, an optional content image and up to two style images.",
         discussion: """
-        Inputs follow the reference: --image-paths takes the content image first ("" for none), then the
-        style images. --content and --style say the same more plainly.
+        Inputs follow the reference: --image-paths takes the content image first ("" for none), then the style images. --content and --style say the same more plainly.
 
-        Settings are taken in this order: built-in defaults (the reference's), then the metadata of
-        --from IMAGE.png, then the flags given. Without --model-dir the bundled default model is used.
+        Settings are taken in this order: built-in defaults (the reference's, or those a model folder recommends in its uso-defaults.json, as the bundled model does), then the metadata of --from IMAGE.png, then the flags given. Without --model-dir the bundled default model is used.
+
+        Exit status: 0 when every image was written, 1 when one failed (the others are still made), 64 for a usage error, 130 when cancelled with Ctrl-C (nothing is left half-written).
 
         Examples:
-          uso generate --prompt "A corgi in a meadow." --content dog.jpg --style ink.webp
-          uso generate --prompt "" --image-paths subject.png style.webp      (layout kept)
+          uso generate --prompt "A corgi." --content dog.jpg --style ink.webp
+          uso generate --prompt "" --image-paths subject.png style.webp
           uso generate --eval-json-path batch.json --save-path out/
         """)
 
@@ -33,6 +33,10 @@ struct Generate: AsyncParsableCommand {
             throw ValidationError("use either --image-paths or --content/--style, not both")
         }
         if inputs.styles.count > 2 { throw ValidationError("at most two --style images") }
+        if sampling.instructEdit && inputs.evalJSONPath == nil && inputs.from == nil
+            && inputs.content == nil && (inputs.imagePaths.first ?? "").isEmpty {
+            throw ValidationError("--instruct-edit sizes the output from the content image: give --content (or a first --image-paths entry)")
+        }
         if let steps = sampling.steps, !(1...1000).contains(steps) { throw ValidationError("--num-steps must be 1...1000") }
         for (name, value) in [("--width", sampling.width), ("--height", sampling.height)] {
             if let value, !(16...4096).contains(value) { throw ValidationError("\(name) must be 16...4096 pixels") }
@@ -50,17 +54,22 @@ struct Generate: AsyncParsableCommand {
             terminal.error(error.message)
             throw ExitCode(64)
         }
-        let generator: ImageGenerator
-        do {
-            terminal.status("loading model from \(model.resolvedDescription)")
-            generator = try model.makeGenerator()
-        } catch {
-            terminal.error("\(error)")
-            throw ExitCode.failure
+        if let first = jobs.first?.request, !first.instructEdit, first.width % 16 != 0 || first.height % 16 != 0 {
+            let aligned = first.latentAlignedSize
+            terminal.status("\(first.width)x\(first.height) is not a multiple of 16; generating \(aligned.width)x\(aligned.height) as the reference does")
         }
         let cancellation = CancellationFlag()
         let interrupt = InterruptHandler { cancellation.cancel() }
         defer { interrupt.restore() }
+        let generator: ImageGenerator
+        do {
+            terminal.status("loading model from \(model.resolvedDescription)")
+            generator = try model.makeGenerator()
+            try output.writer().checkWritable()
+        } catch {
+            terminal.error("\(error)")
+            throw ExitCode.failure
+        }
 
         var failures = 0
         for (index, entry) in jobs.enumerated() {
@@ -70,14 +79,14 @@ struct Generate: AsyncParsableCommand {
                 do {
                     let result = try generator.generate(request, cancellation: cancellation) { terminal.progress($0) }
                     let url = try output.save(result, entry: entry, index: index, imageIndex: j, baseRequest: entry.request,
-                                              guidanceGiven: sampling.guidance != nil, inputs: inputs)
+                                              guidanceGiven: sampling.guidance != nil, inputs: inputs, model: model)
                     terminal.finished("wrote \(url.path) (\(String(format: "%.1f", result.seconds)) s)")
                 } catch GenerationError.cancelled {
                     terminal.error("cancelled; nothing was written for the unfinished image")
                     throw ExitCode(130)
                 } catch {
                     failures += 1
-                    terminal.error("\(entry.label): \(error)")
+                    terminal.error((entry.label.map { "\($0): " } ?? "") + "\(error)")
                 }
             }
         }
@@ -113,7 +122,7 @@ struct Generate: AsyncParsableCommand {
         if !inputs.styles.isEmpty { base.styleImages = inputs.styles }
         sampling.apply(to: &base)
         model.apply(to: &base)
-        return [BatchEntry(request: base, saveName: nil, label: "prompt")]
+        return [BatchEntry(request: base, saveName: nil, label: nil)]
     }
 }
 
@@ -121,7 +130,8 @@ struct BatchEntry {
     var request: GenerationRequest
     /// The entry's `save_dir` (reference: the file stem), if any.
     var saveName: String?
-    var label: String
+    /// Names the entry in error messages ("entry 2"); nil for the single request of the flags.
+    var label: String?
 }
 
 struct CommandFailure: Error { let message: String }

@@ -67,15 +67,23 @@ struct OutputOptions: ParsableArguments {
     @Flag(name: [.customLong("concat-refs"), .customLong("concat_refs")], help: "Also save [result | references] side by side.")
     var concatRefs = false
 
+    /// The folder results go to: --save-path, else outputs/YYYY-MM-DD/.
+    func writer() -> OutputWriter {
+        savePath.map { OutputWriter(directory: URL(fileURLWithPath: $0)) } ?? OutputWriter.dated()
+    }
+
     /// Writes one result; returns the PNG's location.
     func save(_ result: GenerationResult, entry: BatchEntry, index: Int, imageIndex: Int, baseRequest: GenerationRequest,
-              guidanceGiven: Bool, inputs: InputOptions) throws -> URL {
-        let writer = savePath.map { OutputWriter(directory: URL(fileURLWithPath: $0)) } ?? OutputWriter.dated()
+              guidanceGiven: Bool, inputs: InputOptions, model: ModelOptions) throws -> URL {
+        let writer = writer()
         var record = RunRecord(request: baseRequest, savePath: savePath ?? writer.directory.path)
         record.evalJSONPath = inputs.evalJSONPath
         record.imagesPerPrompt = imagesPerPrompt
         record.concatRefs = concatRefs
         record.guidanceGiven = guidanceGiven
+        record.offload = model.offload
+        record.checkpointPath = model.checkpointPath
+        if let rank = model.loraRank { record.loraRank = rank }
         let stem: String
         if savePath != nil {
             stem = "\(entry.saveName ?? String(index))_\(imageIndex)"
