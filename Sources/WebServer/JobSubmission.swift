@@ -127,19 +127,23 @@ private struct FieldReader {
         }
     }
 
-    func integer(_ name: String, in range: ClosedRange<Int64>, default fallback: Int64, meaning: String? = nil) throws -> Int64 {
-        let expected = meaning ?? "an integer from \(range.lowerBound) to \(range.upperBound)"
-        let value: Double
+    /// The field as a number (JSON number or numeric form text); nil when absent or null.
+    private func numeric(_ name: String, expected: String) throws -> Double? {
         switch fields[name] {
-        case nil, .null?: return fallback
-        case .number(let number)?: value = number
+        case nil, .null?: return nil
+        case .number(let number)?: return number
         case .text(let text)?:
             guard let parsed = Double(text.trimmingCharacters(in: .whitespaces)) else {
                 throw APIError.badRequest("'\(name)' must be \(expected), got \"\(text.prefix(40))\"")
             }
-            value = parsed
+            return parsed
         default: throw APIError.badRequest("'\(name)' must be \(expected)")
         }
+    }
+
+    func integer(_ name: String, in range: ClosedRange<Int64>, default fallback: Int64, meaning: String? = nil) throws -> Int64 {
+        let expected = meaning ?? "an integer from \(range.lowerBound) to \(range.upperBound)"
+        guard let value = try numeric(name, expected: expected) else { return fallback }
         guard value.isFinite, value == value.rounded(), value >= Double(range.lowerBound), value <= Double(range.upperBound) else {
             throw APIError.badRequest("'\(name)' must be \(expected), got \(Self.shown(value))")
         }
@@ -148,17 +152,7 @@ private struct FieldReader {
 
     func number(_ name: String, in range: ClosedRange<Double>, default fallback: Double) throws -> Double {
         let expected = "a number from \(Self.shown(range.lowerBound)) to \(Self.shown(range.upperBound))"
-        let value: Double
-        switch fields[name] {
-        case nil, .null?: return fallback
-        case .number(let number)?: value = number
-        case .text(let text)?:
-            guard let parsed = Double(text.trimmingCharacters(in: .whitespaces)) else {
-                throw APIError.badRequest("'\(name)' must be \(expected), got \"\(text.prefix(40))\"")
-            }
-            value = parsed
-        default: throw APIError.badRequest("'\(name)' must be \(expected)")
-        }
+        guard let value = try numeric(name, expected: expected) else { return fallback }
         guard value.isFinite, range.contains(value) else {
             throw APIError.badRequest("'\(name)' must be \(expected), got \(Self.shown(value))")
         }

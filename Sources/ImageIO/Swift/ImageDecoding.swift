@@ -26,6 +26,11 @@ public struct ImageDecodingOptions: Sendable {
 public enum ImageFile {
     /// Reads and decodes the image at `url`; errors name the file.
     public static func read(_ url: URL, options: ImageDecodingOptions = ImageDecodingOptions()) throws -> RGBImage {
+        try withContents(of: url) { try decode($0, options: options) }
+    }
+
+    /// Runs `body` on the bytes of the file at `url`; any error names the file.
+    static func withContents<Result>(of url: URL, _ body: (Data) throws -> Result) throws -> Result {
         let data: Data
         do {
             data = try Data(contentsOf: url, options: .mappedIfSafe)
@@ -33,7 +38,7 @@ public enum ImageFile {
             throw ImageError.unreadableFile(path: url.path, reason: (error as NSError).localizedDescription)
         }
         do {
-            return try decode(data, options: options)
+            return try body(data)
         } catch let error as ImageError {
             throw ImageError.inFile(path: url.path, error)
         }

@@ -43,17 +43,7 @@ extension ImageFile {
 
     /// The text chunks of the PNG at `url` (for `uso generate --from IMAGE.png`), in file order.
     public static func readPNGText(_ url: URL, maxPixelCount: Int = ImageDecodingOptions.defaultMaxPixelCount) throws -> [PNGTextEntry] {
-        let data: Data
-        do {
-            data = try Data(contentsOf: url, options: .mappedIfSafe)
-        } catch {
-            throw ImageError.unreadableFile(path: url.path, reason: (error as NSError).localizedDescription)
-        }
-        do {
-            return try pngText(data, maxPixelCount: maxPixelCount)
-        } catch let error as ImageError {
-            throw ImageError.inFile(path: url.path, error)
-        }
+        try withContents(of: url) { try pngText($0, maxPixelCount: maxPixelCount) }
     }
 
     /// The text chunks of PNG `data` (tEXt and zTXt decoded as Latin-1, iTXt as UTF-8).
