@@ -63,7 +63,8 @@ enum ProcessMemory {
     private static func field(_ name: String) -> Int? {
         guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
               let line = text.split(separator: "\n").first(where: { $0.hasPrefix(name) }) else { return nil }
-        let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+        // "VmHWM:\t 2192744 kB", but "VmHWM:\t13097656 kB" from 10 GB on: the tab is the separator.
+        let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
         return fields.count >= 2 ? Int(fields[1]).map { $0 * 1024 } : nil
     }
 }

@@ -35,7 +35,10 @@ enum FluxBench {
         let scenario = FluxStepBenchmark.Scenario(width: size, height: size, referenceWidth: size, referenceHeight: size,
                                                   styleImages: 1, styleTokensPerImage: 192, textTokens: 512)
         let result = try FluxStepBenchmark.run(dit, scenario: scenario, seed: 0)
+        // The process's peak, read here: Result.peakResidentBytes misreads VmHWM from 10 GB on.
+        let peak = ProcessMemory.peakBytes
         print(result)
+        print("peak RSS (load + step): \(gigabytes(peak))")
         let c = dit.config
         print(String(format: "per block: double %.2f s, single %.2f s", result.doubleBlockSeconds / Double(c.doubleBlockCount),
                      result.singleBlockSeconds / Double(c.singleBlockCount)))
@@ -44,6 +47,6 @@ enum FluxBench {
                      precision.rawValue, size, size, result.sequenceLength, loadSeconds, result.stepSeconds,
                      result.doubleBlockSeconds, result.singleBlockSeconds,
                      result.doubleBlockSeconds / Double(c.doubleBlockCount), result.singleBlockSeconds / Double(c.singleBlockCount),
-                     result.stepFLOPs / 1e12, result.gflopsPerSecond, gigabytes(result.peakResidentBytes), machineLoad()))
+                     result.stepFLOPs / 1e12, result.gflopsPerSecond, gigabytes(peak), machineLoad()))
     }
 }

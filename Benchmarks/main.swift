@@ -112,6 +112,8 @@ func loadAverage() -> String {
         .split(separator: " ").prefix(3).joined(separator: " ") ?? "unknown"
 }
 
+// Line-buffered even into a pipe or log, so a long run's figures appear as they are measured.
+setvbuf(stdout, nil, _IOLBF, 0)
 let arguments = Array(CommandLine.arguments.dropFirst())
 let mode = arguments.first ?? "gemm"
 func option(_ name: String, default value: Int) -> Int {
