@@ -1,7 +1,9 @@
-// uso-bench: times the tensor engine beside PyTorch on the same machine, in the same run.
+// uso-bench: times the tensor engine beside PyTorch on the same machine, in the same run, and the
+// full-size models on random weights (docs/benchmarks.md).
 //
 //   swift run -c release uso-bench gemm [--repeats N] [--rounds R]        linear layer, F32 and BF16
 //   swift run -c release uso-bench attention [--repeats N] [--rounds R]   attention L=4096, 24 heads, D=128
+//   uso-bench flux | vae | encoders | pipeline ...                         full-size models (FluxBench.swift, …)
 //
 // PyTorch's figures come from tools/bench/torch_gemm.py (python3); without torch they are skipped.
 import Foundation
@@ -110,6 +112,8 @@ func loadAverage() -> String {
         .split(separator: " ").prefix(3).joined(separator: " ") ?? "unknown"
 }
 
+// Line-buffered even into a pipe or log, so a long run's figures appear as they are measured.
+setvbuf(stdout, nil, _IOLBF, 0)
 let arguments = Array(CommandLine.arguments.dropFirst())
 let mode = arguments.first ?? "gemm"
 func option(_ name: String, default value: Int) -> Int {
@@ -117,8 +121,25 @@ func option(_ name: String, default value: Int) -> Int {
 }
 let repeats = max(1, option("--repeats", default: mode == "gemm" ? 3 : 1))
 let rounds = max(1, option("--rounds", default: 2))
+let fullSizeBenchmarks: [String: (usage: String, run: (BenchArguments) throws -> Void)] = [
+    "flux": (FluxBench.usage, FluxBench.run), "vae": (VAEBench.usage, VAEBench.run),
+    "encoders": (EncodersBench.usage, EncodersBench.run), "pipeline": (PipelineBench.usage, PipelineBench.run),
+]
+if let benchmark = fullSizeBenchmarks[mode] {
+    do {
+        try benchmark.run(BenchArguments(values: Array(arguments.dropFirst())))
+        exit(0)
+    } catch let error as BenchError {
+        FileHandle.standardError.write(Data("error: \(error)\nusage: \(benchmark.usage)\n".utf8))
+        exit(64)
+    } catch {
+        FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+        exit(1)
+    }
+}
 guard ["gemm", "attention"].contains(mode) else {
-    FileHandle.standardError.write(Data("usage: uso-bench gemm|attention [--repeats N] [--rounds R]\n".utf8))
+    let usages = ["uso-bench gemm|attention [--repeats N] [--rounds R]"] + fullSizeBenchmarks.values.map(\.usage).sorted()
+    FileHandle.standardError.write(Data(("usage:\n" + usages.map { "  \($0)\n" }.joined()).utf8))
     exit(64)
 }
 print("uso-bench \(mode): best of \(repeats) per round, \(rounds) rounds alternating uso and PyTorch, "

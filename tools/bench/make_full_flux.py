@@ -7,16 +7,15 @@ writes OUT_DIR/flux1-dev.safetensors (BF16, the Black Forest Labs key names and 
 ~478 MB). Fewer blocks give a full-width checkpoint of smaller depth (e.g. 1 + 1 for per-block
 timings on a small disk). Tensors are generated and written one at a time, so memory stays at the
 size of the largest tensor (linear1, 132 MB) whatever the file size. Values are N(0, 1/in) for
-weights (so activations keep their scale through the blocks), N(0, 0.02²) for biases, 1 for norm
-scales; the generator is seeded, so the files are reproducible.
+weights (so activations keep their scale through the blocks), 0.1 of that for LoRA up weights (so the
+LoRA nudges rather than dominates), N(0, 0.02²) for biases, 1 for norm scales, drawn from a seeded
+pool (random_pool.py: minutes instead of the better part of an hour), so the files are reproducible.
 """
 
 import argparse
-import json
 import os
-import struct
 
-import torch
+from random_pool import write_safetensors
 
 HIDDEN, MLP, HEAD_DIM = 3072, 12288, 128
 IN_CH, VEC, CONTEXT, TIME = 64, 768, 4096, 256
@@ -76,36 +75,17 @@ def lora_shapes(double_blocks, single_blocks, rank):
     return shapes
 
 
-def random_tensor(name, shape, gen):
-    if name.endswith(".scale"):
-        return torch.ones(shape, dtype=torch.bfloat16)
-    if name.endswith(".bias"):
-        return (torch.randn(shape, generator=gen) * 0.02).to(torch.bfloat16)
-    if name.endswith("up.weight"):  # LoRA up: small, so the LoRA nudges rather than dominates
-        return (torch.randn(shape, generator=gen) * (0.1 / shape[1] ** 0.5)).to(torch.bfloat16)
-    return (torch.randn(shape, generator=gen) * shape[1] ** -0.5).to(torch.bfloat16)
-
-
-def write_streaming(path, shapes, gen):
-    """A safetensors file written tensor by tensor: header first (offsets known from shapes)."""
-    names = sorted(shapes)
-    header, offset = {}, 0
-    for name in names:
-        size = 2 * int(torch.tensor(shapes[name]).prod())
-        header[name] = {"dtype": "BF16", "shape": shapes[name], "data_offsets": [offset, offset + size]}
-        offset += size
-    blob = json.dumps(header, separators=(",", ":")).encode()
-    blob += b" " * (-len(blob) % 8)
-    temporary = path + ".incomplete"
-    with open(temporary, "wb") as f:
-        f.write(struct.pack("<Q", len(blob)))
-        f.write(blob)
-        for i, name in enumerate(names):
-            f.write(random_tensor(name, shapes[name], gen).contiguous().view(torch.uint8).numpy().tobytes())
-            if i % 50 == 0:
-                print(f"  {os.path.basename(path)}: {i + 1}/{len(names)} tensors", flush=True)
-    os.replace(temporary, path)
-    print(f"wrote {path}: {len(names)} tensors, {offset / 1e9:.2f} GB")
+def entries(shapes):
+    """(name, shape, dtype, standard deviation or None for ones) in file order."""
+    def scale(name, shape):
+        if name.endswith(".scale"):
+            return None
+        if name.endswith(".bias"):
+            return 0.02
+        if name.endswith("up.weight"):
+            return 0.1 / shape[1] ** 0.5
+        return shape[1] ** -0.5
+    return [(name, shapes[name], "BF16", scale(name, shapes[name])) for name in sorted(shapes)]
 
 
 def main():
@@ -117,10 +97,10 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     os.makedirs(args.out_dir, exist_ok=True)
-    gen = torch.Generator().manual_seed(args.seed)
-    write_streaming(os.path.join(args.out_dir, "flux1-dev.safetensors"), dit_shapes(args.double_blocks, args.single_blocks), gen)
-    write_streaming(os.path.join(args.out_dir, "dit_lora.safetensors"),
-                    lora_shapes(args.double_blocks, args.single_blocks, args.lora_rank), gen)
+    write_safetensors(os.path.join(args.out_dir, "flux1-dev.safetensors"),
+                      entries(dit_shapes(args.double_blocks, args.single_blocks)), seed=args.seed)
+    write_safetensors(os.path.join(args.out_dir, "dit_lora.safetensors"),
+                      entries(lora_shapes(args.double_blocks, args.single_blocks, args.lora_rank)), seed=args.seed + 1)
 
 
 if __name__ == "__main__":
