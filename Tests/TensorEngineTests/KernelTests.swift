@@ -1,3 +1,4 @@
+import CKernels
 import TensorEngine
 import XCTest
 
@@ -13,8 +14,9 @@ final class KernelTests: XCTestCase {
 
     /// Textbook attention for one head at a time, in Double.
     private func naiveAttention(_ q: [Float], _ k: [Float], _ v: [Float], lq: Int, lk: Int, heads: Int, d: Int,
-                                scale: Float, causal: Bool) -> [Float] {
-        var out = [Float](repeating: 0, count: lq * heads * d)
+                                dv: Int? = nil, scale: Float, causal: Bool) -> [Float] {
+        let dv = dv ?? d
+        var out = [Float](repeating: 0, count: lq * heads * dv)
         for h in 0..<heads {
             for i in 0..<lq {
                 let keys = causal ? i + 1 : lk
@@ -26,10 +28,10 @@ final class KernelTests: XCTestCase {
                 }
                 let peak = scores.max() ?? 0
                 let weights = scores.map { exp($0 - peak) }, total = weights.reduce(0, +)
-                for c in 0..<d {
+                for c in 0..<dv {
                     var sum = 0.0
-                    for j in 0..<keys { sum += weights[j] * Double(v[(j * heads + h) * d + c]) }
-                    out[(i * heads + h) * d + c] = Float(sum / total)
+                    for j in 0..<keys { sum += weights[j] * Double(v[(j * heads + h) * dv + c]) }
+                    out[(i * heads + h) * dv + c] = Float(sum / total)
                 }
             }
         }
@@ -37,8 +39,9 @@ final class KernelTests: XCTestCase {
     }
 
     func testBlockedAttentionAcrossSeveralKeyAndQueryBlocks() {
-        // 300 queries = 3 query blocks, 1100 keys = 3 key blocks (the last one partial).
-        let (lq, lk, heads, d) = (300, 1100, 2, 8)
+        // 3 query blocks and 3 key blocks, the last of each partial.
+        let (queryBlock, keyBlock) = (Int(USO_ATTENTION_QUERY_BLOCK), Int(USO_ATTENTION_KEY_BLOCK))
+        let (lq, lk, heads, d) = (2 * queryBlock + 8, 2 * keyBlock + 52, 2, 8)
         let q = pseudoRandom(lq * heads * d, seed: 1).map { $0 * 2 }
         let k = pseudoRandom(lk * heads * d, seed: 2).map { $0 * 2 }, v = pseudoRandom(lk * heads * d, seed: 3)
         let ours = attention(query: Tensor(q, shape: [lq, heads, d]), key: Tensor(k, shape: [lk, heads, d]),
@@ -49,7 +52,8 @@ final class KernelTests: XCTestCase {
     }
 
     func testCausalAttentionOverManyBlocks() {
-        let (l, heads, d) = (700, 1, 8)
+        // Several query blocks and two key blocks.
+        let (l, heads, d) = (Int(USO_ATTENTION_KEY_BLOCK) + 76, 1, 8)
         let q = pseudoRandom(l * d, seed: 4), k = pseudoRandom(l * d, seed: 5), v = pseudoRandom(l * d, seed: 6)
         let ours = attention(query: Tensor(q, shape: [l, heads, d]), key: Tensor(k, shape: [l, heads, d]),
                              value: Tensor(v, shape: [l, heads, d]), scale: 1, causal: true)
@@ -58,6 +62,28 @@ final class KernelTests: XCTestCase {
         assertClose(ours, expected, relative: 1e-5, "causal blocked attention")
         // The first query sees only the first key: its output is that key's value.
         XCTAssertEqual(Array(ours.toFloats()[0..<d]), Array(v[0..<d]))
+    }
+
+    func testBF16AttentionWithUnalignedSizesOnBothKernels() {
+        // Sizes off every tile multiple (AMX tiles are 16 rows × 32 values) and off the blocks (two
+        // query blocks, the last partial; the AMX kernel's inner blocks of 64 rows × 256 keys), D = 72, Dv = 40.
+        let (lq, lk, heads, d, dv) = (Int(USO_ATTENTION_QUERY_BLOCK) + 22, 600, 2, 72, 40)
+        let q = Tensor(pseudoRandom(lq * heads * d, seed: 20).map { $0 * 3 }, shape: [lq, heads, d], dtype: .bf16)
+        let k = Tensor(pseudoRandom(lk * heads * d, seed: 21), shape: [lk, heads, d], dtype: .bf16)
+        let v = Tensor(pseudoRandom(lk * heads * dv, seed: 22), shape: [lk, heads, dv], dtype: .bf16)
+        defer { uso_set_amx(1) }
+        for causal in [false, true] {
+            // The reference sees the same bf16-rounded inputs; the kernels round the probabilities and
+            // the output to bf16 (2⁻⁹ relative each), hence the bf16-level bound.
+            let expected = Tensor(naiveAttention(q.toFloats(), k.toFloats(), v.toFloats(), lq: lq, lk: lk, heads: heads,
+                                                 d: d, dv: dv, scale: 0.3, causal: causal), shape: [lq, heads * dv])
+            for amx in [1, 0] {   // AMX tiles where the processor has them, and the oneDNN path
+                uso_set_amx(Int32(amx))
+                let ours = attention(query: q, key: k, value: v, scale: 0.3, causal: causal)
+                XCTAssertEqual(ours.dtype, .bf16)
+                assertClose(ours, expected, relative: 8e-3, "bf16 attention causal=\(causal) amx=\(amx)")
+            }
+        }
     }
 
     func testFloat8WeightsAreWidenedInChunksWithTheSameResult() {

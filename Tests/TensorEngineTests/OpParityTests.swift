@@ -100,7 +100,7 @@ final class OpParityTests: XCTestCase {
                     try fixture("attention_f32.biased"), relative: Self.f32Tolerance, "attention f32 with bias")
         let qc = try fixture("attention_causal_f32.q"), kc = try fixture("attention_causal_f32.k"), vc = try fixture("attention_causal_f32.v")
         assertClose(attention(query: qc, key: kc, value: vc, scale: 0.25, causal: true), try fixture("attention_causal_f32.y"),
-                    relative: Self.f32Tolerance, "attention causal f32 (two query blocks)")
+                    relative: Self.f32Tolerance, "attention causal f32")
         // BF16: probabilities are rounded to BF16 before P·V (relative error 2⁻⁹ each, as torch's
         // flash kernel does; its small-size path may keep them in F32), then the output is rounded
         // once more: both bounded by one BF16 step at the output's peak, 2⁻⁷ of the peak.

@@ -2,7 +2,9 @@
 // a running row maximum, running sum and rescaled output (online softmax). Scores never exist for
 // more than one key block. Callers run work items in parallel, so the products inside run
 // single-threaded: BF16 on oneDNN (bf16 inputs, f32 accumulation; the probabilities are rounded
-// to BF16 before P·V, as PyTorch's CPU flash attention does), F32 on OpenBLAS sgemm.
+// to BF16 before P·V, as PyTorch's CPU flash attention does), F32 on OpenBLAS sgemm. Where the
+// processor has AMX, BF16 runs instead on tiles inline (attention_amx.c), same numerics.
+#include "amx.h"
 #include "rows.h"
 #include "fastmath.h"
 #include <cblas.h>
@@ -76,6 +78,9 @@ int uso_attention_items(const void *q, const void *k, const void *v, int in_dtyp
                         const void *bias, int bias_dtype, void *out, int out_dtype,
                         int64_t lq, int64_t lk, int64_t heads, int64_t d, int64_t dv,
                         float scale, int causal, int64_t item_start, int64_t item_end) {
+    if (in_dtype == USO_BF16 && uso_amx_available())
+        return uso_attention_items_amx(q, k, v, bias, bias_dtype, out, out_dtype, lq, lk, heads, d, dv, scale, causal,
+                                       item_start, item_end);
     int64_t blocks = (lq + QB - 1) / QB;
     size_t floats = (size_t)(QB * d + KB * d + KB * dv + QB * KB + 2 * QB * dv + 2 * QB + KB + QB * KB / 2);
     float *buffer = malloc(sizeof(float) * floats);

@@ -80,6 +80,9 @@ int uso_gemm(int64_t m, int64_t n, int64_t k,
 int uso_linear(int64_t rows, int64_t in_features, int64_t out_features,
                const void *x, int compute, const void *weight, int w_dtype,
                const float *bias, void *y, int y_dtype);
+// BF16 attention runs on AMX tiles where the processor has them (amx.h); 0 switches that off
+// (oneDNN then runs its products), for tests and benchmarks.
+void uso_set_amx(int enabled);
 // The F32 GEMM engine: 0 = OpenBLAS (default), 1 = oneDNN. For benchmarks.
 void uso_set_f32_gemm_engine(int engine);
 // oneDNN's thread count for GEMMs started from the calling thread (OpenMP's per-thread setting).
@@ -92,7 +95,7 @@ void uso_set_gemm_threads(int n);
 // blocks = ceil(Lq / USO_ATTENTION_QUERY_BLOCK). q [Lq, H, D], k [Lk, H, D], v [Lk, H, Dv] in
 // `in_dtype`; bias [H, Lq, Lk] or NULL; out [Lq, H·Dv] in `out_dtype`. Memory per call is
 // O(block·(D + Dv + key block)), never Lq·Lk. Returns 0, or nonzero if scratch memory is refused.
-enum { USO_ATTENTION_QUERY_BLOCK = 128, USO_ATTENTION_KEY_BLOCK = 512 };
+enum { USO_ATTENTION_QUERY_BLOCK = 256, USO_ATTENTION_KEY_BLOCK = 1024 };
 int uso_attention_items(const void *q, const void *k, const void *v, int in_dtype,
                         const void *bias, int bias_dtype, void *out, int out_dtype,
                         int64_t lq, int64_t lk, int64_t heads, int64_t d, int64_t dv,
