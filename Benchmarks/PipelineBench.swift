@@ -38,7 +38,8 @@ enum PipelineBench {
         let result = try pipeline.generate(request, cancellation: CancellationFlag()) { recorder.record($0) }
         recorder.finish()
         for stage in recorder.stages {
-            print(String(format: "%-28@ %8.1f s   peak RSS %@", stage.name as NSString, stage.seconds, gigabytes(stage.peakBytes)))
+            print(stage.name.padding(toLength: 28, withPad: " ", startingAt: 0)
+                  + String(format: "%8.1f s   peak RSS %@", stage.seconds, gigabytes(stage.peakBytes)))
         }
         let overall = recorder.stages.map(\.peakBytes).max() ?? 0
         print(String(format: "total %.1f s, image %dx%d, peak RSS %@, %@", result.seconds, result.image.width, result.image.height,
