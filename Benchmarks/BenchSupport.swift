@@ -45,30 +45,6 @@ func timed<T>(_ body: () throws -> T) rethrows -> (value: T, seconds: Double) {
     return (value, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
 }
 
-/// The process's memory figures from /proc/self/status.
-enum ProcessMemory {
-    /// `VmHWM`: the peak resident set since the process started or the last `resetPeak`.
-    static var peakBytes: Int { field("VmHWM:") ?? 0 }
-    /// `VmRSS`: the resident set now.
-    static var residentBytes: Int { field("VmRSS:") ?? 0 }
-
-    /// Starts a new peak (writing 5 to /proc/self/clear_refs); false where the kernel refuses.
-    @discardableResult
-    static func resetPeak() -> Bool {
-        guard let handle = FileHandle(forWritingAtPath: "/proc/self/clear_refs") else { return false }
-        defer { try? handle.close() }
-        return (try? handle.write(contentsOf: Data("5".utf8))) != nil
-    }
-
-    private static func field(_ name: String) -> Int? {
-        guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-              let line = text.split(separator: "\n").first(where: { $0.hasPrefix(name) }) else { return nil }
-        // "VmHWM:\t 2192744 kB", but "VmHWM:\t13097656 kB" from 10 GB on: the tab is the separator.
-        let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
-        return fields.count >= 2 ? Int(fields[1]).map { $0 * 1024 } : nil
-    }
-}
-
 func gigabytes(_ bytes: Int) -> String { String(format: "%.2f GB", Double(bytes) / 1e9) }
 
 /// The 1/5/15-minute load averages, as `uptime` prints them: the machine is shared, so every

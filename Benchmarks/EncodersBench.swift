@@ -57,7 +57,7 @@ enum EncodersBench {
         ProcessMemory.resetPeak()
         let (encode, loadSeconds) = try timed(load)
         let (_, encodeSeconds) = try timed(encode)
-        let peak = ProcessMemory.peakBytes
+        let peak = (ProcessMemory.peakBytes ?? 0)
         print(String(format: "%@: load %.1f s, encode %.1f s, peak RSS %@", stage, loadSeconds, encodeSeconds, gigabytes(peak)))
         print(String(format: "| %@ | %.1f | %.1f | %@ | %@ |", stage, loadSeconds, encodeSeconds, gigabytes(peak), machineLoad()))
     }

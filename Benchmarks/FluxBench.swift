@@ -1,5 +1,6 @@
 // `uso-bench flux`: one denoising step of the full-size DiT (random weights in the real layout).
 import Foundation
+import TensorEngine
 import FluxDiT
 import WeightFiles
 
@@ -29,14 +30,14 @@ enum FluxBench {
         }
         let loraText = dit.lora.map { "rank \($0.rank) \($0.mode)" } ?? "none"
         print(String(format: "load: %.1f s, LoRA %@, resident %@, peak %@", loadSeconds, loraText,
-                     gigabytes(ProcessMemory.residentBytes), gigabytes(ProcessMemory.peakBytes)))
+                     gigabytes((ProcessMemory.residentBytes ?? 0)), gigabytes((ProcessMemory.peakBytes ?? 0))))
 
         // The USO case: a content reference as large as the image and one style image's tokens.
         let scenario = FluxStepBenchmark.Scenario(width: size, height: size, referenceWidth: size, referenceHeight: size,
                                                   styleImages: 1, styleTokensPerImage: 192, textTokens: 512)
         let result = try FluxStepBenchmark.run(dit, scenario: scenario, seed: 0)
-        // The process's peak, read here: Result.peakResidentBytes misreads VmHWM from 10 GB on.
-        let peak = ProcessMemory.peakBytes
+        // The peak over load and step (Result.peakResidentBytes is read after the step only).
+        let peak = (ProcessMemory.peakBytes ?? 0)
         print(result)
         print("peak RSS (load + step): \(gigabytes(peak))")
         let c = dit.config

@@ -2,6 +2,7 @@
 // resident memory of each stage (content VAE encode, SigLIP + projector, T5 + CLIP, DiT load,
 // denoising steps, VAE decode).
 import Foundation
+import TensorEngine
 import ImageIO
 import Pipeline
 
@@ -90,7 +91,7 @@ private final class StageRecorder: @unchecked Sendable {
     private func close(at elapsed: Double?) {
         guard let current else { return }
         let end = elapsed ?? current.start
-        stages.append(Stage(name: current.name, seconds: end - current.start, peakBytes: ProcessMemory.peakBytes))
+        stages.append(Stage(name: current.name, seconds: end - current.start, peakBytes: (ProcessMemory.peakBytes ?? 0)))
         self.current = nil
         ProcessMemory.resetPeak()
     }

@@ -143,25 +143,12 @@ public enum MemoryStatus {
     static let bytesPerComputedElement = 4
 
     /// `MemAvailable` from /proc/meminfo, or nil where it cannot be read.
-    public static func availableBytes() -> Int? { procField("/proc/meminfo", "MemAvailable:") }
+    public static func availableBytes() -> Int? { ProcessMemory.availableBytes }
 
     /// This process's peak resident set (`VmHWM` in /proc/self/status), or nil where it cannot be read.
-    public static func peakResidentBytes() -> Int? { procField("/proc/self/status", "VmHWM:") }
+    public static func peakResidentBytes() -> Int? { ProcessMemory.peakBytes }
 
-    /// Starts a new peak for `peakResidentBytes` (writes 5 to /proc/self/clear_refs); false if refused.
+    /// Starts a new peak for `peakResidentBytes`; false if refused.
     @discardableResult
-    public static func resetPeakResident() -> Bool {
-        guard let handle = FileHandle(forWritingAtPath: "/proc/self/clear_refs") else { return false }
-        defer { try? handle.close() }
-        return (try? handle.write(contentsOf: Data("5".utf8))) != nil
-    }
-
-    /// A "Name:   123 kB" line of a /proc file, in bytes.
-    static func procField(_ path: String, _ name: String) -> Int? {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8),
-              let line = text.split(separator: "\n").first(where: { $0.hasPrefix(name) }) else { return nil }
-        let fields = line.split(separator: " ", omittingEmptySubsequences: true)
-        guard fields.count >= 2, let kilobytes = Int(fields[1]) else { return nil }
-        return kilobytes * 1024
-    }
+    public static func resetPeakResident() -> Bool { ProcessMemory.resetPeak() }
 }

@@ -123,12 +123,7 @@ public enum FluxStepBenchmark {
     }
 
     /// VmHWM from /proc/self/status (0 where it is not available).
-    static func peakResidentBytes() -> Int {
-        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
-              let kilobytes = Int(line.split(separator: " ").dropFirst().first ?? "") else { return 0 }
-        return kilobytes * 1024
-    }
+    static func peakResidentBytes() -> Int { ProcessMemory.peakBytes ?? 0 }
 }
 
 /// A small seeded generator for benchmark inputs (their values do not matter, only their sizes).
