@@ -52,11 +52,14 @@ let package = Package(
         .target(name: "ImageIO", dependencies: ["CImageShims", "CWebP"], path: "Sources/ImageIO/Swift",
                 swiftSettings: optimize),
 
+        // Which files a model set has, where they live on disk and on the hub, and the .env settings.
+        .target(name: "ModelLayout", swiftSettings: optimize),
         .target(name: "Pipeline", dependencies: [
             "TensorEngine", "WeightFiles", "FluxDiT", "TextEncoders", "StyleEncoder", "Autoencoder",
-            "Tokenizers", "ImageIO",
+            "Tokenizers", "ImageIO", "ModelLayout",
         ], swiftSettings: optimize),
         .target(name: "ModelHub", dependencies: [
+            "ModelLayout",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -78,11 +81,11 @@ let package = Package(
         .testTarget(name: "ModelsTests", dependencies: ["FluxDiT", "TextEncoders", "StyleEncoder", "Autoencoder", "WeightFiles"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
         .testTarget(name: "ImageIOTests", dependencies: ["ImageIO"]),
-        .testTarget(name: "PipelineTests", dependencies: ["Pipeline"]),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "ModelLayout"]),
         // Runs the built `uso` binary; depending on its target makes `swift test` build it first.
         .testTarget(name: "USOCommandTests", dependencies: ["USOCommand", "ImageIO"]),
         .testTarget(name: "ModelHubTests", dependencies: [
-            "ModelHub",
+            "ModelHub", "ModelLayout",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "Logging", package: "swift-log"),

@@ -5,6 +5,7 @@
 //        with `Range: bytes=N-` to resume (206 + Content-Range; a 200 means start over).
 import AsyncHTTPClient
 import Foundation
+import ModelLayout
 import NIOCore
 import NIOHTTP1
 

@@ -2,6 +2,7 @@
 // looks, asks the hub for their sizes and hashes, checks the disk, and fetches a few at a time into
 // `--model-dir` in the reference downloader's layout.
 import Foundation
+import ModelLayout
 
 public struct PlannedDownload: Sendable {
     public let component: ModelComponent

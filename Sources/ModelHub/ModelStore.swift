@@ -4,6 +4,7 @@
 //   3. the Hugging Face cache (`models--owner--name/snapshots/<commit>/`, refs/<revision> first).
 // The first place where every file of the component is whole wins.
 import Foundation
+import ModelLayout
 
 public enum FileSource: Equatable, Sendable, CustomStringConvertible {
     case environment(variable: String)

@@ -1,10 +1,8 @@
+import ModelLayout
+
 /// Everything that decides one generated image, with the reference CLI's defaults.
 public struct GenerationRequest: Sendable, Equatable, Codable {
-    public enum ModelType: String, Sendable, Codable, CaseIterable {
-        case fluxDev = "flux-dev", fluxDevFP8 = "flux-dev-fp8", fluxSchnell = "flux-schnell", fluxKreaDev = "flux-krea-dev"
-        /// Schnell has no guidance embedding; every other type is dev-shaped.
-        public var hasGuidance: Bool { self != .fluxSchnell }
-    }
+    public typealias ModelType = ModelLayout.ModelType
 
     /// Where content-reference tokens sit in position space (spec §4.3).
     public enum PositionOffset: String, Sendable, Codable, CaseIterable { case d, h, w, o }

@@ -1,9 +1,11 @@
 import Foundation
+import ModelLayout
 import WeightFiles
 
-/// Where each part of a USO model set lives, in the layout the reference's downloader leaves:
-/// `FLUX.1-dev/{flux1-dev,ae}.safetensors`, `USO/uso_flux_v1.0/{dit_lora,projector}.safetensors`,
-/// `t5-xxl/`, `clip-vit-l14/`, `siglip/`.
+/// Where each part of a USO model set lives. By default in the layout the reference's downloader
+/// leaves (ModelLayout's catalog: `FLUX.1-dev/{flux1-dev,ae}.safetensors`,
+/// `USO/uso_flux_v1.0/{dit_lora,projector}.safetensors`, `t5-xxl/`, `clip-vit-l14/`, `siglip/`), each
+/// part movable by the reference's `.env` variables (FLUX_DEV, AE, T5, CLIP, LORA, ...).
 public struct ModelLocation: Sendable, Equatable {
     public var transformer: URL
     public var autoencoder: URL
@@ -23,21 +25,15 @@ public struct ModelLocation: Sendable, Equatable {
         self.siglip = siglip
     }
 
-    /// The files of `modelType` under `directory` (the reference's layout).
-    public init(directory: URL, modelType: GenerationRequest.ModelType) {
-        let base: (folder: String, file: String) = switch modelType {
-        case .fluxDev, .fluxDevFP8: ("FLUX.1-dev", "flux1-dev.safetensors")
-        case .fluxSchnell: ("FLUX.1-schnell", "flux1-schnell.safetensors")
-        case .fluxKreaDev: ("FLUX.1-Krea-dev", "flux1-krea-dev.safetensors")
+    /// The files of `modelType` under `directory`; a part whose variable is set in `environment`
+    /// comes from there instead, as the reference reads its paths from the environment.
+    public init(directory: URL, modelType: ModelType, environment: HubEnvironment? = nil) {
+        var urls: [ModelComponent: URL] = [:]
+        for spec in ModelCatalog.components(for: modelType) {
+            urls[spec.component] = environment.flatMap(spec.location(in:)) ?? directory.appendingPathComponent(spec.localPath)
         }
-        let uso = directory.appendingPathComponent("USO/uso_flux_v1.0")
-        self.init(transformer: directory.appendingPathComponent("\(base.folder)/\(base.file)"),
-                  autoencoder: directory.appendingPathComponent("FLUX.1-dev/ae.safetensors"),
-                  lora: uso.appendingPathComponent("dit_lora.safetensors"),
-                  projector: uso.appendingPathComponent("projector.safetensors"),
-                  t5: directory.appendingPathComponent("t5-xxl"),
-                  clip: directory.appendingPathComponent("clip-vit-l14"),
-                  siglip: directory.appendingPathComponent("siglip"))
+        self.init(transformer: urls[.diffusionTransformer]!, autoencoder: urls[.autoencoder]!, lora: urls[.lora]!,
+                  projector: urls[.projector]!, t5: urls[.t5]!, clip: urls[.clip]!, siglip: urls[.siglip]!)
     }
 
     /// Every path paired with what it is, for error messages.
@@ -78,10 +74,14 @@ public struct ModelLocation: Sendable, Equatable {
         throw ModelLocationError.noDefaultModel
     }
 
-    /// `directory` if given, else the bundled default model.
-    public static func resolve(modelDirectory: String?, modelType: GenerationRequest.ModelType) throws -> ModelLocation {
-        let directory = try modelDirectory.map { URL(fileURLWithPath: $0) } ?? bundledDefault()
-        let location = ModelLocation(directory: directory, modelType: modelType)
+    /// `directory` with the process's `.env` settings over it if given, else the bundled default model
+    /// (self-contained: variables naming the real weights must not mix into it).
+    public static func resolve(modelDirectory: String?, modelType: ModelType) throws -> ModelLocation {
+        let location = if let modelDirectory {
+            ModelLocation(directory: URL(fileURLWithPath: modelDirectory), modelType: modelType, environment: .current())
+        } else {
+            ModelLocation(directory: try bundledDefault(), modelType: modelType)
+        }
         try location.checkPresent()
         return location
     }

@@ -1,6 +1,7 @@
 // `uso download`: fetch, verify and place the weights a model type needs (reference: weights/downloader.py).
 import ArgumentParser
 import Foundation
+import ModelLayout
 import ModelHub
 
 struct Download: AsyncParsableCommand {

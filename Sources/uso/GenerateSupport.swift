@@ -12,7 +12,7 @@ struct ModelOptions: ParsableArguments {
     var modelType: GenerationRequest.ModelType?
 
     @Option(name: .customLong("model-dir"),
-            help: "A folder laid out as the reference's downloader leaves it (see `uso models`). Default: the bundled model.")
+            help: "A folder laid out as the reference's downloader leaves it (see `uso models`); the reference's .env variables (FLUX_DEV, AE, T5, CLIP, LORA, PROJECTION_MODEL, SIGLIP_PATH) move single parts. Default: the bundled model.")
     var modelDirectory: String?
 
     @Option(name: .customLong("dtype"), help: "Compute precision: bf16 (as the reference) or f32. Default bf16.")

@@ -1,6 +1,7 @@
 // `uso models`: what each model type has on this machine, and where.
 import ArgumentParser
 import Foundation
+import ModelLayout
 import ModelHub
 
 struct Models: ParsableCommand {

@@ -87,7 +87,7 @@ struct Serve: AsyncParsableCommand {
         let directory: URL
         do {
             directory = try model.directory()
-            try ModelLocation(directory: directory, modelType: model.modelType ?? .fluxDev).checkPresent()
+            _ = try ModelLocation.resolve(modelDirectory: model.modelDirectory, modelType: model.modelType ?? .fluxDev)
         } catch {
             printError("error: \(error)")
             throw ExitCode.failure

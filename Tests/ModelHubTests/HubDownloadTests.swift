@@ -1,6 +1,7 @@
 // The downloader against MockHub on 127.0.0.1: the hub's headers, redirects, errors and failures.
 import XCTest
 @testable import ModelHub
+@testable import ModelLayout
 
 final class HubDownloadTests: XCTestCase {
     private var hub: MockHub!

@@ -1,5 +1,6 @@
 import XCTest
 @testable import ModelHub
+@testable import ModelLayout
 
 final class HubEnvironmentTests: XCTestCase {
     func testDotEnvParsing() {

@@ -7,6 +7,7 @@ import Hummingbird
 import Logging
 import NIOCore
 @testable import ModelHub
+@testable import ModelLayout
 
 final class MockHub: @unchecked Sendable {
     struct File {

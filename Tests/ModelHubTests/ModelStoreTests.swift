@@ -1,5 +1,6 @@
 import XCTest
 @testable import ModelHub
+@testable import ModelLayout
 
 final class ModelStoreTests: XCTestCase {
     /// Writes every file of `modelType` under `modelDirectory` in the reference downloader's layout.

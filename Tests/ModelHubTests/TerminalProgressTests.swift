@@ -1,5 +1,6 @@
 import XCTest
 @testable import ModelHub
+@testable import ModelLayout
 
 final class TerminalProgressTests: XCTestCase {
     private func planned(_ localPath: String, size: UInt64, partial: UInt64 = 0) -> PlannedDownload {

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import ModelHub
+@testable import ModelLayout
 
 /// A fresh folder under the system temp directory, removed when the test ends.
 func makeTemporaryDirectory(_ testCase: XCTestCase) throws -> URL {

@@ -5,6 +5,10 @@ ground-truth targets. Writes a markdown table and a grid of examples.
 
   nice -n 10 python3 tools/uso_mini/evaluate.py --model-dir DefaultModel --out docs/uso-mini
   (--per-mode N samples per mode, default 24; --steps default from uso-defaults.json)
+
+With --test-fixtures DIR it also writes what the Swift quality test needs (no Python at test time): the
+two classifiers (classifiers.safetensors, keys subject.* and style.*) and the first --test-cases
+held-out samples of every mode (inputs as PNG, prompt, seed and true labels in cases.json).
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from safetensors.torch import save_file
 from torch import nn
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
@@ -35,16 +40,19 @@ EVAL_MODES = {"subject": "subject only", "style": "style only", "subject_style":
 
 
 class SmallCNN(nn.Module):
+    """Four stride-2 3x3 convolutions with SiLU, a global average and a linear head: only ops uso's tensor
+    engine has, so the Swift quality test (DefaultModelQualityTests) runs the same classifiers."""
+    WIDTHS = (3, 16, 32, 48, 64)
+
     def __init__(self, classes: int):
         super().__init__()
-        self.net = nn.Sequential(
-            nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 48, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(48, 64, 3, padding=1), nn.ReLU(), nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(64, classes))
+        self.convs = nn.ModuleList(nn.Conv2d(a, b, 3, stride=2, padding=1) for a, b in zip(self.WIDTHS, self.WIDTHS[1:]))
+        self.head = nn.Linear(self.WIDTHS[-1], classes)
 
     def forward(self, x):
-        return self.net(F.interpolate(x, size=64, mode="area"))
+        for conv in self.convs:
+            x = F.silu(conv(x))
+        return self.head(x.mean((2, 3)))
 
 
 def images_to_tensor(images) -> torch.Tensor:
@@ -116,6 +124,30 @@ def generate_batch(models: USOMini, tokenizers, samples, steps: int, guidance: f
     return [pipeline.to_image(decoded[i:i + 1]) for i in range(b)]
 
 
+def held_out_samples(mode: str, count: int) -> list:
+    return [data.make_sample(900_000_000 + 1000 * list(EVAL_MODES).index(mode) + i, mode, held_out=True)
+            for i in range(count)]
+
+
+def write_test_fixtures(out: pathlib.Path, classifiers: dict, cases_per_mode: int, steps: int, guidance: float):
+    out.mkdir(parents=True, exist_ok=True)
+    tensors = {f"{name}.{key}": value.contiguous() for name, net in classifiers.items()
+               for key, value in net.state_dict().items()}
+    save_file(tensors, out / "classifiers.safetensors")
+    cases = []
+    for mode in EVAL_MODES:
+        for i, s in enumerate(held_out_samples(mode, cases_per_mode)):
+            case = {"mode": mode, "prompt": s.prompt, "seed": i, "subject": s.subject, "style": STYLE_CLASSES.index(s.style)}
+            for role, image in (("content", s.content), ("style_image", s.style_image)):
+                if image is not None:
+                    case[role] = f"{mode}-{i}-{role.split('_')[0]}.png"
+                    image.save(out / case[role])
+            cases.append(case)
+    meta = {"subjects": [subject.name for subject in data.SUBJECTS], "styles": STYLE_CLASSES,
+            "width": 128, "height": 128, "num_steps": steps, "guidance": guidance, "cases": cases}
+    (out / "cases.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-dir", type=pathlib.Path, required=True)
@@ -125,6 +157,8 @@ def main():
     parser.add_argument("--classifier-images", type=int, default=1600)
     parser.add_argument("--classifier-steps", type=int, default=400)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--test-fixtures", type=pathlib.Path, help="also write the Swift quality test's fixtures here")
+    parser.add_argument("--test-cases", type=int, default=2, help="held-out samples per mode in the test fixtures")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     defaults = json.loads((args.model_dir / "uso-defaults.json").read_text())
@@ -132,12 +166,13 @@ def main():
     t0 = time.time()
     classifiers = train_classifiers(args.classifier_images, args.classifier_steps)
     print(f"classifiers trained in {time.time() - t0:.0f} s")
+    if args.test_fixtures:
+        write_test_fixtures(args.test_fixtures, classifiers, args.test_cases, steps, guidance)
     tokenizers = pipeline.Tokenizers(args.model_dir)
     systems = {"uso-mini": pipeline.load_model_dir(args.model_dir), "random weights": USOMini(seed=0).eval()}
     results, grid_rows = {}, []
     for mode, title in EVAL_MODES.items():
-        samples = [data.make_sample(900_000_000 + 1000 * list(EVAL_MODES).index(mode) + i, mode, held_out=True)
-                   for i in range(args.per_mode)]
+        samples = held_out_samples(mode, args.per_mode)
         subjects = [s.subject for s in samples]
         styles = [STYLE_CLASSES.index(s.style) for s in samples]
         row = {"ground truth": (accuracy(classifiers["subject"], [s.target for s in samples], subjects),

@@ -43,9 +43,11 @@ class MiniConfig:
     siglip_image: int = 384
     siglip_patch: int = 14
     style_tokens_per_branch: int = 64
-    # VAE (spec §6 at small size); GroupNorm(32) needs channel counts divisible by 32
+    # VAE (spec §6 at small size). GroupNorm has 32 groups: at 32 channels each group is one channel
+    # (instance norm), which erases flat colours in the encoder's unresidual norm_out; the deepest
+    # level has 128 channels (4 per group) so the latent can still carry absolute colour.
     vae_ch: int = 32
-    vae_ch_mult: list = field(default_factory=lambda: [1, 1, 2, 2])
+    vae_ch_mult: list = field(default_factory=lambda: [1, 2, 2, 4])
     vae_res_blocks: int = 1
     vae_scale: float = 0.3611
     vae_shift: float = 0.1159

@@ -4,6 +4,9 @@ resumable: rerun the same command and it continues from runs/NAME/state.pt):
   vae     the autoencoder on generated images (random crops if --vae-crop < 128): L1 + MSE reconstruction and a
           small KL of the SCALED latent 0.3611·(z − 0.1159) to N(0, 1), so the real scale/shift
           constants fit our latents; then frozen.
+  siglip  stands in for SigLIP's own pretraining (the real tower arrives pretrained): the vision tower
+          learns to tell the eight styles apart through a throwaway linear head on its three hidden
+          states the projector reads; then frozen. A random tower separates them only ~50% of the time.
   cache   a fixed training set: target and content latents (posterior mean), compact T5 outputs and
           CLIP pooled vectors per prompt, SigLIP hidden states of a pool of style images.
   base    (stage 0) the base DiT and the projector on all modes (text-to-image, subject, style,
@@ -39,7 +42,7 @@ from model import MiniConfig, USOMini  # noqa: E402
 
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-STAGES = ("vae", "cache", "base", "align", "lora")
+STAGES = ("vae", "siglip", "cache", "base", "align", "lora")
 MODE_WEIGHTS = {
     "base": {"t2i": 0.3, "subject": 0.175, "style": 0.175, "subject_style": 0.175, "layout": 0.175},
     "align": {"style": 1.0},
@@ -52,12 +55,13 @@ def parse_args():
     p.add_argument("--name", default="main")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="a few steps per stage (smoke test)")
-    p.add_argument("--vae-steps", type=int, default=600)
-    p.add_argument("--samples-per-mode", type=int, default=800)
+    p.add_argument("--vae-steps", type=int, default=800)
+    p.add_argument("--siglip-steps", type=int, default=400)
+    p.add_argument("--samples-per-mode", type=int, default=2000)
     p.add_argument("--style-pool", type=int, default=24, help="style images per style")
-    p.add_argument("--base-steps", type=int, default=1400)
-    p.add_argument("--align-steps", type=int, default=200)
-    p.add_argument("--lora-steps", type=int, default=600)
+    p.add_argument("--base-steps", type=int, default=4000)
+    p.add_argument("--align-steps", type=int, default=300)
+    p.add_argument("--lora-steps", type=int, default=1500)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--checkpoint-every", type=int, default=100)
     p.add_argument("--vae-batch", type=int, default=6)
@@ -65,6 +69,7 @@ def parse_args():
     p.add_argument("--threads", type=int, default=1, help="1 is fastest on a busy machine; 2 on an idle one")
     a = p.parse_args()
     if a.quick:
+        a.siglip_steps = 2
         a.vae_steps, a.samples_per_mode, a.style_pool = 4, 8, 2
         a.base_steps, a.align_steps, a.lora_steps, a.checkpoint_every = 4, 2, 4, 2
     return a
@@ -204,6 +209,33 @@ def train_vae(run: Run):
         return F.l1_loss(recon, x) + F.mse_loss(recon, x) + 1e-3 * kl
 
     optimise(run, "vae", list(vae.parameters()), run.args.vae_steps, 1e-3, loss_fn)
+
+
+# ---------------------------------------------------------------------------------------------
+# Stage: SigLIP
+
+
+def train_siglip(run: Run):
+    models = run.models
+    fe = models.projector.feature_embedder
+    layers = [fe.LAYER_INDEX[b] for b in fe.BRANCHES]
+    head = torch.nn.Linear(len(layers) * models.cfg.siglip_width, len(data.STYLE_NAMES))
+    torch.manual_seed(run.args.seed)
+    torch.nn.init.zeros_(head.weight)
+
+    def loss_fn(rng):
+        styles = rng.integers(0, len(data.STYLE_NAMES), run.args.batch)
+        scenes = [data.abstract_scene(rng) if rng.random() < 0.5 else
+                  data.render(data.SUBJECTS[int(rng.integers(len(data.SUBJECTS)))], data.random_layout(rng))
+                  for _ in styles]
+        images = [data.stylise(scene, data.STYLE_NAMES[s]) for scene, s in zip(scenes, styles)]
+        states = models.siglip(pixel_values=torch.cat([pipeline.siglip_pixels(im) for im in images]),
+                               output_hidden_states=True).hidden_states
+        features = torch.cat([states[i].mean(1) for i in layers], 1)
+        return F.cross_entropy(head(features), torch.from_numpy(styles))
+
+    optimise(run, "siglip", list(models.siglip.parameters()) + list(head.parameters()), run.args.siglip_steps,
+             1e-3, loss_fn)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -347,6 +379,8 @@ def main():
         print(f"stage {run.stage}")
         if run.stage == "vae":
             train_vae(run)
+        elif run.stage == "siglip":
+            train_siglip(run)
         elif run.stage == "cache":
             build_cache(run)
         else:

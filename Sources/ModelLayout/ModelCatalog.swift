@@ -1,13 +1,18 @@
+import Foundation
+
 // What each model type needs, where it comes from on the hub, and where it lives on disk. The folder
 // layout and the environment variable names follow the reference's weights/downloader.py and example.env.
 
 /// The base-model configurations the reference offers (`--model_type` in inference.py, `--name` in app.py).
-public enum ModelType: String, CaseIterable, Sendable {
+public enum ModelType: String, CaseIterable, Sendable, Codable {
     case fluxDev = "flux-dev"
     /// The bf16 flux-dev checkpoint cast to float8 at load time: the same files as flux-dev.
     case fluxDevFP8 = "flux-dev-fp8"
     case fluxSchnell = "flux-schnell"
     case fluxKreaDev = "flux-krea-dev"
+
+    /// Schnell has no guidance embedding; every other type is dev-shaped.
+    public var hasGuidance: Bool { self != .fluxSchnell }
 }
 
 /// One piece of the pipeline, loaded by one loader: a single weight file or a folder of files.
@@ -60,6 +65,19 @@ public struct ComponentSpec: Hashable, Sendable {
     public let environmentVariables: [String]
     public let shape: Shape
     public let files: [RequiredFile]
+
+    /// Where the component lives under a model folder: the file, or the folder of files.
+    public var localPath: String {
+        switch shape {
+        case .file: files[0].localPath
+        case .folder(let localDirectory): localDirectory
+        }
+    }
+
+    /// The location the first set variable of `environment` names, if any.
+    public func location(in environment: HubEnvironment) -> URL? {
+        environmentVariables.lazy.compactMap(environment.value).first.map(environment.url(forPath:))
+    }
 
     static func file(_ component: ModelComponent, _ repository: HubRepository, variables: [String],
                      repositoryPath: String, localPath: String) -> ComponentSpec {
