@@ -19,6 +19,7 @@ enum PipelineBench {
             throw BenchError.usage("--model-type takes \(GenerationRequest.ModelType.allCases.map(\.rawValue).joined(separator: "|"))")
         }
         let pipeline = try USOPipeline(location: ModelLocation(directory: URL(fileURLWithPath: directory), modelType: modelType))
+        pipeline.releasesTransformerBeforeDecoding = true   // as `uso generate` does for one image
 
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("uso-bench-\(ProcessInfo.processInfo.processIdentifier)")
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)

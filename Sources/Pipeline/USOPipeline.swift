@@ -18,6 +18,11 @@ public final class USOPipeline: ImageGenerator, @unchecked Sendable {
     private let expectedLoRARank: Int?
     private let lock = NSLock()
     private var transformer: (key: String, model: FluxDiT)?
+    /// Release the DiT after the steps, before the decoder loads: the lowest peak memory (the fp8 DiT
+    /// alone is ~12 GB; measured at 512², keeping it made the decode the peak, 14.46 GB), at the cost
+    /// of loading it again for the next image. `uso generate --offload`, or a run of one image.
+    public var releasesTransformerBeforeDecoding = false
+    var isTransformerLoaded: Bool { transformer != nil }
 
     public init(location: ModelLocation, expectedLoRARank: Int? = nil) throws {
         try location.checkPresent()
@@ -99,35 +104,40 @@ public final class USOPipeline: ImageGenerator, @unchecked Sendable {
 
         // Denoising (spec §7): torch's noise for the seed, packed; shifted schedule; Euler steps.
         report(.loading, 0, request.steps, nil)
-        let dit = try loadTransformer(request)
-        let latentHeight = height / 8, latentWidth = width / 8
-        let channels = dit.config.inChannels / 4
-        var generator = TorchGenerator(seed: request.seed)
-        let noise = Tensor(generator.normal(count: channels * latentHeight * latentWidth),
-                           shape: [channels, latentHeight, latentWidth]).converted(to: activation)
-        var references: [FluxReference] = []
-        if let reference {
-            let positions = FluxPositions.references(latentSizes: [(reference.latentHeight, reference.latentWidth)],
-                                                     targetLatentHeight: latentHeight, targetLatentWidth: latentWidth,
-                                                     mode: ReferencePositionMode(request.positionOffset))
-            references = [FluxReference(tokens: reference.tokens, positions: positions[0])]
-        }
-        let context = try dit.prepare(FluxConditioning(
-            text: text, pooled: pooled, styleTokens: styleTokens,
-            imagePositions: FluxPositions.image(latentHeight: latentHeight, latentWidth: latentWidth),
-            references: references))
-        let timesteps = timestepSchedule(steps: request.steps, width: width, height: height)
-        let guidance: Float? = dit.config.guidanceEmbed ? Float(request.guidance) : nil
-        let denoiseStart = Date()
-        report(.denoising, 0, request.steps, nil)
-        let tokens = try eulerSample(latent: try packLatents(noise), timesteps: timesteps) { x, t, step in
+        // In its own scope, so that nothing holds the DiT once it is released.
+        let (tokens, latentHeight, latentWidth) = try {
+            let dit = try loadTransformer(request)
+            let latentHeight = height / 8, latentWidth = width / 8
+            let channels = dit.config.inChannels / 4
+            var generator = TorchGenerator(seed: request.seed)
+            let noise = Tensor(generator.normal(count: channels * latentHeight * latentWidth),
+                               shape: [channels, latentHeight, latentWidth]).converted(to: activation)
+            var references: [FluxReference] = []
+            if let reference {
+                let positions = FluxPositions.references(latentSizes: [(reference.latentHeight, reference.latentWidth)],
+                                                         targetLatentHeight: latentHeight, targetLatentWidth: latentWidth,
+                                                         mode: ReferencePositionMode(request.positionOffset))
+                references = [FluxReference(tokens: reference.tokens, positions: positions[0])]
+            }
+            let context = try dit.prepare(FluxConditioning(
+                text: text, pooled: pooled, styleTokens: styleTokens,
+                imagePositions: FluxPositions.image(latentHeight: latentHeight, latentWidth: latentWidth),
+                references: references))
+            let timesteps = timestepSchedule(steps: request.steps, width: width, height: height)
+            let guidance: Float? = dit.config.guidanceEmbed ? Float(request.guidance) : nil
+            let denoiseStart = Date()
+            report(.denoising, 0, request.steps, nil)
+            let tokens = try eulerSample(latent: try packLatents(noise), timesteps: timesteps) { x, t, step in
+                try checkCancelled(cancellation)
+                let v = try dit.velocity(image: x, timestep: t, guidance: guidance, context: context)
+                let perStep = Date().timeIntervalSince(denoiseStart) / Double(step + 1)
+                report(.denoising, step + 1, request.steps, perStep * Double(request.steps - step - 1))
+                return v
+            }
             try checkCancelled(cancellation)
-            let v = try dit.velocity(image: x, timestep: t, guidance: guidance, context: context)
-            let perStep = Date().timeIntervalSince(denoiseStart) / Double(step + 1)
-            report(.denoising, step + 1, request.steps, perStep * Double(request.steps - step - 1))
-            return v
-        }
-        try checkCancelled(cancellation)
+            return (tokens, latentHeight, latentWidth)
+        }()
+        if releasesTransformerBeforeDecoding { transformer = nil }
 
         // Decode: unpack, F32, VAE decoder, clamp and truncate to 8 bits (spec §8).
         report(.decoding, request.steps, request.steps, nil)

@@ -64,7 +64,7 @@ struct Generate: AsyncParsableCommand {
         let generator: ImageGenerator
         do {
             terminal.status("loading model from \(model.resolvedDescription)")
-            generator = try model.makeGenerator()
+            generator = try model.makeGenerator(imageCount: jobs.count * output.imagesPerPrompt)
             try output.writer().checkWritable()
         } catch {
             terminal.error("\(error)")

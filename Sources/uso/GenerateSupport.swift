@@ -18,7 +18,7 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .customLong("dtype"), help: "Compute precision: bf16 (as the reference) or f32. Default bf16.")
     var computeType: GenerationRequest.ComputeType?
 
-    @Flag(name: .customLong("offload"), help: "Accepted for compatibility: uso always loads, runs and releases each model in turn.")
+    @Flag(name: .customLong("offload"), help: "Release the DiT before each decode (lowest peak memory; reloads it for every image). Always so for a single image; the encoders are always released after their stage.")
     var offload = false
 
     @Flag(name: [.customLong("only-lora"), .customLong("only_lora")], inversion: .prefixedNo,
@@ -49,9 +49,12 @@ struct ModelOptions: ParsableArguments {
         try modelDirectory.map { URL(fileURLWithPath: $0) } ?? ModelLocation.bundledDefault()
     }
 
-    func makeGenerator() throws -> ImageGenerator {
+    /// The pipeline; `imageCount` 1 (nothing to reuse the DiT for) releases it before decoding as --offload does.
+    func makeGenerator(imageCount: Int? = nil) throws -> ImageGenerator {
         let location = try ModelLocation.resolve(modelDirectory: modelDirectory, modelType: modelType ?? .fluxDev)
-        return try USOPipeline(location: location, expectedLoRARank: loraRank)
+        let pipeline = try USOPipeline(location: location, expectedLoRARank: loraRank)
+        pipeline.releasesTransformerBeforeDecoding = offload || imageCount == 1
+        return pipeline
     }
 }
 

@@ -328,8 +328,16 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=pathlib.Path, required=True)
     parser.add_argument("--count", type=int, default=3)
+    parser.add_argument("--example", nargs=2, metavar=("SUBJECT", "STYLE"),
+                        help="instead, write the README's inputs: subject.png (SUBJECT index, plain) and style.png")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.example:
+        subject, style = int(args.example[0]), args.example[1]
+        render(SUBJECTS[subject], Layout("center", "large", "light")).save(args.out / "subject.png")
+        stylise(abstract_scene(np.random.default_rng(2025)), style).save(args.out / "style.png")
+        print(f"{SUBJECTS[subject].name} + {style}; held out: {is_held_out(subject, STYLE_NAMES.index(style))}")
+        return
     rows = []
     for i in range(args.count):
         for mode in MODES:

@@ -1,7 +1,7 @@
 """Writes a uso-mini model set as DefaultModel/, in the reference downloader's layout and the real
 file formats (spec §1.3 table of weight files):
 
-  FLUX.1-dev/{flux1-dev.safetensors (BF16), ae.safetensors (F32)}
+  FLUX.1-dev/{flux1-dev.safetensors (BF16), ae.safetensors (BF16)}
   USO/uso_flux_v1.0/{dit_lora.safetensors, projector.safetensors} (BF16)
   t5-xxl/{config.json, model.safetensors, tokenizer.json}
   clip-vit-l14/{config.json, model.safetensors, vocab.json, merges.txt}
@@ -80,7 +80,8 @@ def export(models: USOMini, out: pathlib.Path, provenance: str, settings: dict |
         folder.mkdir(parents=True)
 
     save_file(half(models.dit.base_state_dict()), str(flux / "flux1-dev.safetensors"), metadata=meta)
-    save_file(full(models.vae.state_dict()), str(flux / "ae.safetensors"), metadata=meta)
+    # BF16 keeps the 5.8 M-parameter autoencoder at 12 MB (the repository budget is ~40 MB in all).
+    save_file(half(models.vae.state_dict()), str(flux / "ae.safetensors"), metadata=meta)
     save_file(half(models.dit.lora_state_dict()), str(uso / "dit_lora.safetensors"), metadata=meta)
     save_file(half(models.projector.state_dict()), str(uso / "projector.safetensors"), metadata=meta)
 
@@ -116,7 +117,7 @@ loads it through the same code as the real weights:
 | file | what | dtype |
 |---|---|---|
 | FLUX.1-dev/flux1-dev.safetensors | FLUX DiT, BFL layout: hidden {cfg.hidden}, {cfg.heads} heads of {cfg.head_dim}, {cfg.double_blocks} double + {cfg.single_blocks} single blocks, guidance embedding | BF16 |
-| FLUX.1-dev/ae.safetensors | FLUX autoencoder, 16 latent channels, 8x downsampling, ch {cfg.vae_ch}, ch_mult {cfg.vae_ch_mult}, scale {cfg.vae_scale} / shift {cfg.vae_shift} | F32 |
+| FLUX.1-dev/ae.safetensors | FLUX autoencoder, 16 latent channels, 8x downsampling, ch {cfg.vae_ch}, ch_mult {cfg.vae_ch_mult}, scale {cfg.vae_scale} / shift {cfg.vae_shift} | BF16 |
 | USO/uso_flux_v1.0/dit_lora.safetensors | USO LoRA on every double/single block, rank {cfg.lora_rank}, scale 1 | BF16 |
 | USO/uso_flux_v1.0/projector.safetensors | style projector (feature_embedder.*), 729 -> {cfg.style_tokens_per_branch} tokens per branch | BF16 |
 | t5-xxl/ | T5 v1.1 encoder (Hugging Face layout + config.json), width {cfg.t5_width}, 2 layers; the real T5 tokenizer | BF16 |
@@ -129,7 +130,7 @@ Provenance: {provenance}
 
 It knows only the procedural world of `tools/uso_mini/data.py`: a few sprite subjects with their own
 colours and markings, placed and sized as the prompt says on plain backgrounds, painted in a few
-procedural styles. Prompts look like "a red striped cat at the top left on a dark background".
+procedural styles. Prompts look like "a small orange striped cat at the top left on a dark background".
 
 Licences: the weights are uso's own (same licence as the repository). The tokenizer files are the
 real ones: `t5-xxl/tokenizer.json` is the T5 v1.1 tokenizer (Apache-2.0); `clip-vit-l14/merges.txt`
