@@ -7,12 +7,12 @@
 # WEIGHTS_DIR is laid out as the reference's downloader leaves it (docs/benchmarks.md says how to
 # make it); RUN names pick runs (default: all, in this order):
 #   flux-fp8-512 flux-fp8-256 flux-bf16-256 flux-bf16-512 vae encoders
-#   pipeline-fp8-256 pipeline-fp8-512 pipeline-bf16-256
+#   pipeline-fp8-256 pipeline-fp8-512 pipeline-bf16-256 pipeline-bf16-512
 set -u
 weights=${1:?usage: run_full_size.sh WEIGHTS_DIR [LOG] [RUN...]}
 log=${2:-full-size-bench.log}
 [ $# -ge 2 ] && shift 2 || shift $#
-runs=${*:-flux-fp8-512 flux-fp8-256 flux-bf16-256 flux-bf16-512 vae encoders pipeline-fp8-256 pipeline-fp8-512 pipeline-bf16-256}
+runs=${*:-flux-fp8-512 flux-fp8-256 flux-bf16-256 flux-bf16-512 vae encoders pipeline-fp8-256 pipeline-fp8-512 pipeline-bf16-256 pipeline-bf16-512}
 bench=$(dirname "$0")/../../.build/release/uso-bench
 
 for run in $runs; do
@@ -26,6 +26,7 @@ for run in $runs; do
         pipeline-fp8-256) set -- pipeline --model-dir "$weights" --size 256 --steps 2 --model-type flux-dev-fp8 ;;
         pipeline-fp8-512) set -- pipeline --model-dir "$weights" --size 512 --steps 2 --model-type flux-dev-fp8 ;;
         pipeline-bf16-256) set -- pipeline --model-dir "$weights" --size 256 --steps 2 ;;
+        pipeline-bf16-512) set -- pipeline --model-dir "$weights" --size 512 --steps 2 ;;
         *) echo "unknown run $run" >&2; exit 64 ;;
     esac
     {
