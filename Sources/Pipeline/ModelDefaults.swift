@@ -11,6 +11,12 @@ public struct ModelDefaults: Sendable, Equatable, Decodable {
     public var guidance: Double?
     public var seed: UInt64?
 
+    public init(width: Int? = nil, height: Int? = nil, contentReference: Int? = nil, steps: Int? = nil,
+                guidance: Double? = nil, seed: UInt64? = nil) {
+        (self.width, self.height, self.contentReference) = (width, height, contentReference)
+        (self.steps, self.guidance, self.seed) = (steps, guidance, seed)
+    }
+
     enum CodingKeys: String, CodingKey {
         case width, height, seed, guidance
         case contentReference = "content_ref"

@@ -181,13 +181,10 @@ struct SamplingOptions: ParsableArguments {
     var samplePosterior = false
 
     func apply(to request: inout GenerationRequest) {
-        if let width { request.width = width }
-        if let height { request.height = height }
-        if let steps { request.steps = steps }
-        if let guidance { request.guidance = guidance }
-        if let seed { request.seed = seed }
+        // The flags that a model folder's uso-defaults.json may also set are applied the same way.
+        ModelDefaults(width: width, height: height, contentReference: contentReference, steps: steps,
+                      guidance: guidance, seed: seed).apply(to: &request)
         if let positionOffset { request.positionOffset = positionOffset }
-        if let contentReference { request.contentReferenceSize = contentReference }
         if instructEdit { request.instructEdit = true }
         if samplePosterior { request.samplePosterior = true }
     }
