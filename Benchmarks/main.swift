@@ -39,11 +39,14 @@ func randomTensor(_ shape: [Int], dtype: DType, seed: UInt64) -> Tensor {
 func gemmBenchmarks(repeats: Int) -> [Measurement] {
     var results: [Measurement] = []
     for (m, k, n) in [(4096, 3072, 3072), (4096, 3072, 12288)] {
-        // F32 on each library (OpenBLAS is the default), then BF16 (oneDNN).
-        let runs: [(DType, F32MatrixLibrary, String)] = [(.f32, .openBLAS, "F32"), (.f32, .oneDNN, "F32 (oneDNN)"),
-                                                          (.bf16, .openBLAS, "BF16")]
-        for (dtype, library, label) in runs {
+        // Each dtype on each library; the defaults (OpenBLAS, AMX tiles) first.
+        let runs: [(DType, F32MatrixLibrary, BF16MatrixKernels, String)] = [
+            (.f32, .openBLAS, .amxTiles, "F32"), (.f32, .oneDNN, .amxTiles, "F32 (oneDNN)"),
+            (.bf16, .openBLAS, .amxTiles, "BF16"), (.bf16, .openBLAS, .oneDNN, "BF16 (oneDNN)"),
+        ]
+        for (dtype, library, kernels, label) in runs {
             library.select()
+            kernels.select()
             let x = randomTensor([m, k], dtype: dtype, seed: 1), weight = randomTensor([n, k], dtype: dtype, seed: 2)
             let seconds = bestSeconds(repeats: repeats) { _ = linear(x, weight: weight) }
             results.append(Measurement(shape: "\(m)x\(k)@\(k)x\(n)", dtype: label, seconds: seconds,
@@ -51,6 +54,7 @@ func gemmBenchmarks(repeats: Int) -> [Measurement] {
         }
     }
     F32MatrixLibrary.openBLAS.select()
+    BF16MatrixKernels.amxTiles.select()
     return results
 }
 

@@ -86,6 +86,25 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    func testBF16LinearOnBothKernelsWithUnalignedSizes() {
+        // Rows, columns and inputs off the 32-wide blocks and the 256-column panels of the AMX kernel; the
+        // second shape has too few columns to split, so its workers split the rows.
+        defer { uso_set_amx(1) }
+        for (rows, inputs, outputs) in [(300, 100, 300), (600, 64, 40)] {
+            let x = Tensor(pseudoRandom(rows * inputs, seed: 30), shape: [rows, inputs], dtype: .bf16)
+            let weight = Tensor(pseudoRandom(outputs * inputs, seed: 31), shape: [outputs, inputs], dtype: .bf16)
+            let bias = Tensor(pseudoRandom(outputs, seed: 32), shape: [outputs], dtype: .bf16)
+            let f32 = linear(x.converted(to: .f32), weight: weight.converted(to: .f32), bias: bias.converted(to: .f32))
+            for amx in [1, 0] {   // AMX tiles where the processor has them, and oneDNN
+                uso_set_amx(Int32(amx))
+                let ours = linear(x, weight: weight, bias: bias)
+                XCTAssertEqual(ours.shape, [rows, outputs])
+                // Both accumulate in f32 and round once to bf16 (the F32 reference rounds nothing).
+                assertClose(ours, f32, bf16ULPs: 2, "bf16 linear \(rows)x\(inputs)x\(outputs) amx=\(amx)")
+            }
+        }
+    }
+
     func testFloat8WeightsAreWidenedInChunksWithTheSameResult() {
         // 8192 inputs make the widening block 512 rows, so 1100 outputs take three chunks.
         let (rows, inputs, outputs) = (3, 8192, 1100)

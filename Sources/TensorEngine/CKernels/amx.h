@@ -64,3 +64,8 @@ int uso_attention_items_amx(const uint16_t *q, const uint16_t *k, const uint16_t
                             const void *bias, int bias_dtype, void *out, int out_dtype,
                             int64_t lq, int64_t lk, int64_t heads, int64_t d, int64_t dv,
                             float scale, int causal, int64_t item_start, int64_t item_end);
+
+// C[M, N] (f32 or bf16, row stride ldc) = A·Wᵀ (+ bias) for bf16 A [M, K] and W [N, K], row-major
+// with row strides lda and ldw. Runs on `threads` threads (the caller's included).
+int uso_gemm_amx(int64_t m, int64_t n, int64_t k, const uint16_t *a, int64_t lda, const uint16_t *w, int64_t ldw,
+                 void *c, int c_dtype, int64_t ldc, const float *bias, int threads);

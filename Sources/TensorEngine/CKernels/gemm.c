@@ -1,6 +1,7 @@
 // Matrix products: BF16 on oneDNN's matmul primitive (bf16 inputs, f32 accumulation, as PyTorch
 // on CPU), F32 on OpenBLAS sgemm (or oneDNN, selectable for benchmarks). oneDNN primitives are
 // cached by shape, strides and types.
+#include "amx.h"
 #include "ckernels.h"
 #include <cblas.h>
 #include <dlfcn.h>
@@ -155,6 +156,8 @@ static int blas_gemm(const gemm_key *key, const float *a, const float *b, float 
     return 0;
 }
 
+enum { AMX_MIN_ROWS = 128 };
+
 int uso_gemm(int64_t m, int64_t n, int64_t k,
              const void *a, int a_dtype, int64_t a_rs, int64_t a_cs,
              const void *b, int b_dtype, int64_t b_rs, int64_t b_cs,
@@ -167,6 +170,11 @@ int uso_gemm(int64_t m, int64_t n, int64_t k,
         if (status == 0) return 0;
     }
     if (k == 0) return 6;
+    // Linear-layer products (B given as weight rows) on AMX tiles, when there are enough rows of A to
+    // pay for packing B once per call.
+    if (a_dtype == USO_BF16 && b_dtype == USO_BF16 && (c_dtype == USO_F32 || c_dtype == USO_BF16) && a_cs == 1 &&
+        b_rs == 1 && m >= AMX_MIN_ROWS && uso_amx_available())
+        return uso_gemm_amx(m, n, k, a, a_rs, b, b_cs, c, c_dtype, c_rs, bias, m * n * k < (1 << 22) ? 1 : key.threads);
     return onednn_matmul(&key, a, b, c, bias);
 }
 

@@ -68,7 +68,8 @@ void uso_permute_rows(const void *x, void *out, size_t elem_size, const int64_t 
 
 // MARK: matrix products
 // C[M, N] = A[M, K]·B[K, N] (+ bias[N]) (+ C if accumulate). Element (i, j) of X lives at
-// X + i·rs + j·cs (elements). F32 runs on OpenBLAS sgemm, BF16 on oneDNN (f32 accumulation);
+// X + i·rs + j·cs (elements). F32 runs on OpenBLAS sgemm, BF16 on AMX tiles (gemm_amx.c) or
+// oneDNN (f32 accumulation either way);
 // C may be F32 or BF16. Returns 0, or a nonzero status on failure (unsupported combination).
 int uso_gemm(int64_t m, int64_t n, int64_t k,
              const void *a, int a_dtype, int64_t a_rs, int64_t a_cs,
@@ -80,8 +81,8 @@ int uso_gemm(int64_t m, int64_t n, int64_t k,
 int uso_linear(int64_t rows, int64_t in_features, int64_t out_features,
                const void *x, int compute, const void *weight, int w_dtype,
                const float *bias, void *y, int y_dtype);
-// BF16 attention runs on AMX tiles where the processor has them (amx.h); 0 switches that off
-// (oneDNN then runs its products), for tests and benchmarks.
+// BF16 attention and linear-layer products run on AMX tiles where the processor has them (amx.h);
+// 0 switches that off (oneDNN then runs the products), for tests and benchmarks.
 void uso_set_amx(int enabled);
 // The F32 GEMM engine: 0 = OpenBLAS (default), 1 = oneDNN. For benchmarks.
 void uso_set_f32_gemm_engine(int engine);
