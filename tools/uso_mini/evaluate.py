@@ -21,8 +21,8 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
-from safetensors.torch import save_file
+from PIL import Image, ImageFilter
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
@@ -40,47 +40,79 @@ EVAL_MODES = {"subject": "subject only", "style": "style only", "subject_style":
 
 
 class SmallCNN(nn.Module):
-    """Four stride-2 3x3 convolutions with SiLU, a global average and a linear head: only ops uso's tensor
-    engine has, so the Swift quality test (DefaultModelQualityTests) runs the same classifiers."""
-    WIDTHS = (3, 16, 32, 48, 64)
+    """Five stride-2 3x3 convolutions with SiLU, then the global mean and the global max of every channel and a
+    linear head: only ops uso's tensor engine has, so the Swift quality test (DefaultModelQualityTests) runs the
+    same classifiers. The max finds a small subject anywhere; the mean measures a style's texture."""
+    WIDTHS = (3, 32, 48, 64, 96, 128)
 
     def __init__(self, classes: int):
         super().__init__()
         self.convs = nn.ModuleList(nn.Conv2d(a, b, 3, stride=2, padding=1) for a, b in zip(self.WIDTHS, self.WIDTHS[1:]))
-        self.head = nn.Linear(self.WIDTHS[-1], classes)
+        self.head = nn.Linear(2 * self.WIDTHS[-1], classes)
 
     def forward(self, x):
         for conv in self.convs:
             x = F.silu(conv(x))
-        return self.head(x.mean((2, 3)))
+        return self.head(torch.cat([x.mean((2, 3)), x.amax((2, 3))], 1))
 
 
 def images_to_tensor(images) -> torch.Tensor:
     return torch.cat([pipeline.to_signed_tensor(im) for im in images])
 
 
-def train_classifiers(count: int, steps: int, seed: int = 1):
-    """Subject and style classifiers on ground-truth targets of every style (training pairs only)."""
+def ground_truth_images(count: int, seed: int, held_out: bool):
+    """Targets of every mode with their labels; training pairs, or the held-out pairs for validation."""
     rng = np.random.default_rng(seed)
     images, subjects, styles = [], [], []
-    for i in range(count):
-        s = data.make_sample(int(rng.integers(2**31)), str(rng.choice(["t2i", "subject", "style"])))
+    for _ in range(count):
+        s = data.make_sample(int(rng.integers(2**31)), str(rng.choice(data.MODES)), held_out=held_out)
         images.append(s.target)
         subjects.append(s.subject)
         styles.append(STYLE_CLASSES.index(s.style))
-    x = images_to_tensor(images)
-    labels = {"subject": torch.tensor(subjects), "style": torch.tensor(styles)}
+    return images, {"subject": subjects, "style": styles}
+
+
+def train_classifiers(count: int, steps: int, seed: int = 1):
+    """Subject and style classifiers on ground-truth targets (training pairs only). Half of every batch is
+    blurred by a random amount, because generated images come out of an autoencoder and are softer than the
+    drawings; the classifiers must judge content and style, not sharpness."""
+    images, labels = ground_truth_images(count, seed, held_out=False)
+    sharp = images_to_tensor(images)
+    soft = images_to_tensor([im.filter(ImageFilter.GaussianBlur(float(r)))
+                             for im, r in zip(images, np.random.default_rng(seed).uniform(0.5, 1.5, count))])
+    labels = {k: torch.tensor(v) for k, v in labels.items()}
     classifiers = {}
-    torch.manual_seed(seed)
     for name, classes in (("subject", len(data.SUBJECTS)), ("style", len(STYLE_CLASSES))):
+        torch.manual_seed(seed)
         net = SmallCNN(classes)
-        opt = torch.optim.Adam(net.parameters(), 2e-3)
+        opt = torch.optim.AdamW(net.parameters(), 2e-3, weight_decay=1e-4)
         for step in range(steps):
-            idx = torch.randint(0, len(x), (32,))
-            loss = F.cross_entropy(net(x[idx]), labels[name][idx])
+            for group in opt.param_groups:
+                group["lr"] = 2e-3 * 0.5 * (1 + np.cos(np.pi * step / steps))
+            idx = torch.randint(0, count, (32,))
+            x = torch.cat([sharp[idx[:16]], soft[idx[16:]]])
+            loss = F.cross_entropy(net(x), labels[name][idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
+            if step % 100 == 0:
+                sys.stderr.write(f"\rclassifier {name} {step}/{steps} loss {loss.item():.3f} ")
+        classifiers[name] = net.eval()
+    sys.stderr.write("\n")
+    return classifiers
+
+
+def save_classifiers(classifiers: dict, path: pathlib.Path):
+    save_file({f"{name}.{key}": value.contiguous() for name, net in classifiers.items()
+               for key, value in net.state_dict().items()}, path)
+
+
+def load_classifiers(path: pathlib.Path) -> dict:
+    tensors = load_file(path)
+    classifiers = {}
+    for name, classes in (("subject", len(data.SUBJECTS)), ("style", len(STYLE_CLASSES))):
+        net = SmallCNN(classes)
+        net.load_state_dict({k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(name + ".")})
         classifiers[name] = net.eval()
     return classifiers
 
@@ -131,9 +163,7 @@ def held_out_samples(mode: str, count: int) -> list:
 
 def write_test_fixtures(out: pathlib.Path, classifiers: dict, cases_per_mode: int, steps: int, guidance: float):
     out.mkdir(parents=True, exist_ok=True)
-    tensors = {f"{name}.{key}": value.contiguous() for name, net in classifiers.items()
-               for key, value in net.state_dict().items()}
-    save_file(tensors, out / "classifiers.safetensors")
+    save_classifiers(classifiers, out / "classifiers.safetensors")
     cases = []
     for mode in EVAL_MODES:
         for i, s in enumerate(held_out_samples(mode, cases_per_mode)):
@@ -154,8 +184,10 @@ def main():
     parser.add_argument("--out", type=pathlib.Path, required=True, help="folder for eval.json, eval.md, grid.png")
     parser.add_argument("--per-mode", type=int, default=24)
     parser.add_argument("--steps", type=int)
-    parser.add_argument("--classifier-images", type=int, default=1600)
-    parser.add_argument("--classifier-steps", type=int, default=400)
+    parser.add_argument("--classifier-images", type=int, default=4000)
+    parser.add_argument("--classifier-steps", type=int, default=3000)
+    parser.add_argument("--classifiers", type=pathlib.Path,
+                        help="classifiers.safetensors to use; trained and written there if it does not exist")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--test-fixtures", type=pathlib.Path, help="also write the Swift quality test's fixtures here")
     parser.add_argument("--test-cases", type=int, default=2, help="held-out samples per mode in the test fixtures")
@@ -164,8 +196,13 @@ def main():
     defaults = json.loads((args.model_dir / "uso-defaults.json").read_text())
     steps, guidance = args.steps or defaults["num_steps"], defaults["guidance"]
     t0 = time.time()
-    classifiers = train_classifiers(args.classifier_images, args.classifier_steps)
-    print(f"classifiers trained in {time.time() - t0:.0f} s")
+    if args.classifiers and args.classifiers.exists():
+        classifiers = load_classifiers(args.classifiers)
+    else:
+        classifiers = train_classifiers(args.classifier_images, args.classifier_steps)
+        print(f"classifiers trained in {time.time() - t0:.0f} s")
+        if args.classifiers:
+            save_classifiers(classifiers, args.classifiers)
     if args.test_fixtures:
         write_test_fixtures(args.test_fixtures, classifiers, args.test_cases, steps, guidance)
     tokenizers = pipeline.Tokenizers(args.model_dir)
