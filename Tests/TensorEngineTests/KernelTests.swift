@@ -71,17 +71,17 @@ final class KernelTests: XCTestCase {
         let q = Tensor(pseudoRandom(lq * heads * d, seed: 20).map { $0 * 3 }, shape: [lq, heads, d], dtype: .bf16)
         let k = Tensor(pseudoRandom(lk * heads * d, seed: 21), shape: [lk, heads, d], dtype: .bf16)
         let v = Tensor(pseudoRandom(lk * heads * dv, seed: 22), shape: [lk, heads, dv], dtype: .bf16)
-        defer { uso_set_amx(1) }
+        defer { BF16MatrixKernels.amxTiles.select() }
         for causal in [false, true] {
             // The reference sees the same bf16-rounded inputs; the kernels round the probabilities and
             // the output to bf16 (2⁻⁹ relative each), hence the bf16-level bound.
             let expected = Tensor(naiveAttention(q.toFloats(), k.toFloats(), v.toFloats(), lq: lq, lk: lk, heads: heads,
                                                  d: d, dv: dv, scale: 0.3, causal: causal), shape: [lq, heads * dv])
-            for amx in [1, 0] {   // AMX tiles where the processor has them, and the oneDNN path
-                uso_set_amx(Int32(amx))
+            for kernels in BF16MatrixKernels.allCases {   // AMX tiles where the processor has them, and oneDNN
+                kernels.select()
                 let ours = attention(query: q, key: k, value: v, scale: 0.3, causal: causal)
                 XCTAssertEqual(ours.dtype, .bf16)
-                assertClose(ours, expected, relative: 8e-3, "bf16 attention causal=\(causal) amx=\(amx)")
+                assertClose(ours, expected, relative: 8e-3, "bf16 attention causal=\(causal) \(kernels)")
             }
         }
     }
@@ -89,18 +89,18 @@ final class KernelTests: XCTestCase {
     func testBF16LinearOnBothKernelsWithUnalignedSizes() {
         // Rows, columns and inputs off the 32-wide blocks and the 256-column panels of the AMX kernel; the
         // second shape has too few columns to split, so its workers split the rows.
-        defer { uso_set_amx(1) }
+        defer { BF16MatrixKernels.amxTiles.select() }
         for (rows, inputs, outputs) in [(300, 100, 300), (600, 64, 40)] {
             let x = Tensor(pseudoRandom(rows * inputs, seed: 30), shape: [rows, inputs], dtype: .bf16)
             let weight = Tensor(pseudoRandom(outputs * inputs, seed: 31), shape: [outputs, inputs], dtype: .bf16)
             let bias = Tensor(pseudoRandom(outputs, seed: 32), shape: [outputs], dtype: .bf16)
             let f32 = linear(x.converted(to: .f32), weight: weight.converted(to: .f32), bias: bias.converted(to: .f32))
-            for amx in [1, 0] {   // AMX tiles where the processor has them, and oneDNN
-                uso_set_amx(Int32(amx))
+            for kernels in BF16MatrixKernels.allCases {   // AMX tiles where the processor has them, and oneDNN
+                kernels.select()
                 let ours = linear(x, weight: weight, bias: bias)
                 XCTAssertEqual(ours.shape, [rows, outputs])
                 // Both accumulate in f32 and round once to bf16 (the F32 reference rounds nothing).
-                assertClose(ours, f32, bf16ULPs: 2, "bf16 linear \(rows)x\(inputs)x\(outputs) amx=\(amx)")
+                assertClose(ours, f32, bf16ULPs: 2, "bf16 linear \(rows)x\(inputs)x\(outputs) \(kernels)")
             }
         }
     }

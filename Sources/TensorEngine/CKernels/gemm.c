@@ -1,6 +1,6 @@
-// Matrix products: BF16 on oneDNN's matmul primitive (bf16 inputs, f32 accumulation, as PyTorch
-// on CPU), F32 on OpenBLAS sgemm (or oneDNN, selectable for benchmarks). oneDNN primitives are
-// cached by shape, strides and types.
+// Matrix products: BF16 (bf16 inputs, f32 accumulation, as PyTorch on CPU) on our AMX kernel for
+// linear layers (gemm_amx.c), on oneDNN's matmul primitive otherwise; F32 on OpenBLAS sgemm (or
+// oneDNN, selectable for benchmarks). oneDNN primitives are cached by shape, strides and types.
 #include "amx.h"
 #include "ckernels.h"
 #include <cblas.h>
