@@ -50,6 +50,26 @@ MODE_WEIGHTS = {
 }
 
 
+def shares(weights: dict) -> str:
+    return ",".join(f"{mode}={w:.2f}" for mode, w in weights.items())
+
+
+def mode_weights(text: str) -> dict:
+    weights = {}
+    for item in text.split(","):
+        mode, _, weight = item.partition("=")
+        if mode not in data.MODES:
+            raise argparse.ArgumentTypeError(f"unknown mode '{mode}' (modes: {', '.join(data.MODES)})")
+        try:
+            weights[mode] = float(weight)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{item}' is not MODE=WEIGHT") from None
+    total = sum(weights.values())
+    if total <= 0 or min(weights.values()) < 0:
+        raise argparse.ArgumentTypeError("weights must be non-negative and not all zero")
+    return {mode: w / total for mode, w in weights.items()}
+
+
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--name", default="main")
@@ -72,6 +92,11 @@ def parse_args():
                         "those stages are the same (they are deterministic, so this equals running them again)")
     p.add_argument("--continue-from", metavar="RUN",
                    help="like --reuse-from, but with ALL weights of that finished run: its DiT stages train on")
+    p.add_argument("--base-modes", type=mode_weights, default=MODE_WEIGHTS["base"], metavar="MODE=W,...",
+                   help="how often each mode is drawn in the base stage, e.g. layout=0.4,subject=0.2,... "
+                        "(normalised; modes: " + ", ".join(data.MODES) + ")")
+    p.add_argument("--lora-modes", type=mode_weights, default=MODE_WEIGHTS["lora"], metavar="MODE=W,...",
+                   help="the same for the LoRA stage")
     p.add_argument("--timesteps", choices=("uniform", "logit-normal"), default="uniform",
                    help="training t: uniform, or the logit-normal of SD3/FLUX (shifted as the schedule is)")
     a = p.parse_args()
@@ -172,7 +197,8 @@ class Run:
         a = self.args
         return (f"trained by tools/uso_mini/train.py --name {a.name} --seed {a.seed}: VAE {a.vae_steps} steps, "
                 f"base DiT {a.base_steps}, projector alignment {a.align_steps}, LoRA {a.lora_steps} steps, batch {a.batch}, "
-                f"{a.samples_per_mode} cached samples per mode, {a.timesteps} t; reached stage '{self.stage}' step "
+                f"{a.samples_per_mode} cached samples per mode, {a.timesteps} t, modes base {shares(a.base_modes)} "
+                f"LoRA {shares(a.lora_modes)}; reached stage '{self.stage}' step "
                 f"{self.step}; wall seconds per stage {json.dumps({k: round(v) for k, v in self.wall.items()})}"
                 + (f"; continued from {self.origin}" if self.origin else ""))
 
@@ -360,7 +386,7 @@ def sample_t(batch: int, kind: str, width: int = 128, height: int = 128) -> torc
 
 def flow_loss(run: Run, cache: dict, stage: str, rng: np.random.Generator, use_lora: bool) -> torch.Tensor:
     models, args = run.models, run.args
-    weights = MODE_WEIGHTS[stage]
+    weights = {"base": args.base_modes, "align": MODE_WEIGHTS["align"], "lora": args.lora_modes}[stage]
     mode = str(rng.choice(list(weights), p=list(weights.values())))
     entry = cache["modes"][mode]
     idx = torch.from_numpy(rng.integers(0, entry["target"].shape[0], args.batch))
