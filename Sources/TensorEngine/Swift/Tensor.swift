@@ -1,6 +1,6 @@
 import CKernels
 
-/// Bytes behind one or more tensors: either owned (64-byte aligned heap memory) or borrowed from
+/// Bytes behind one or more tensors: either owned (64-byte aligned heap memory, uso_alloc) or borrowed from
 /// an owner that keeps them alive, such as a memory-mapped weight file.
 public final class TensorStorage: @unchecked Sendable {
     public let pointer: UnsafeMutableRawPointer
@@ -16,7 +16,8 @@ public final class TensorStorage: @unchecked Sendable {
     /// Fresh memory that the caller fills completely (skips a pass over large op outputs).
     init(uninitializedByteCount byteCount: Int) {
         self.byteCount = byteCount
-        self.pointer = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 1), alignment: 64)
+        guard let pointer = uso_alloc(byteCount) else { fatalError("out of memory allocating \(byteCount) bytes") }
+        self.pointer = pointer
         self.owner = nil
     }
 
@@ -27,7 +28,7 @@ public final class TensorStorage: @unchecked Sendable {
         self.owner = owner
     }
 
-    deinit { if owner == nil { pointer.deallocate() } }
+    deinit { if owner == nil { uso_free(pointer) } }
 }
 
 /// The one tensor type: a contiguous row-major array of `shape` in storage type `dtype`.

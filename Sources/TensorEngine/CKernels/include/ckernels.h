@@ -9,6 +9,10 @@
 enum uso_dtype { USO_F32 = 0, USO_BF16 = 1, USO_F16 = 2, USO_F8E4M3 = 3, USO_F8E5M2 = 4 };
 size_t uso_dtype_size(int dtype);
 
+// Tensor memory: 64-byte aligned, huge pages for large buffers; NULL when memory is exhausted.
+void *uso_alloc(size_t bytes);
+void uso_free(void *p);
+
 // MARK: storage conversions. All rounding is round-to-nearest-even, bit-exact with PyTorch's casts.
 void uso_bf16_to_f32(const uint16_t *src, float *dst, size_t n);
 void uso_f32_to_bf16(const float *src, uint16_t *dst, size_t n);
