@@ -139,6 +139,16 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    func testBuffersOnHugePagesAreZeroedAndHoldOpResults() {
+        // 12 MB and 8 MB: above uso_alloc's huge-page threshold (4 MB), unlike every fixture.
+        XCTAssertTrue(Tensor(zeros: [3_000_000]).toFloats().allSatisfy { $0 == 0 })
+        let column = (0..<2000).map { Float($0) }, row = (0..<1000).map { Float($0) / 1000 }
+        let product = outerProduct(column, row).toFloats()
+        for (i, j) in [(0, 0), (1999, 999), (1234, 567), (7, 998)] {
+            XCTAssertEqual(product[i * 1000 + j], column[i] * row[j], "element \(i), \(j)")
+        }
+    }
+
     func testLargeTensorsSplitAcrossThreadsGiveTheSameAnswer() {
         // 1000×300 is above the threading threshold; each row checked against its own 1-row result.
         let x = Tensor(pseudoRandom(1000 * 300, seed: 12).map { $0 * 4 }, shape: [1000, 300])
