@@ -91,7 +91,10 @@ def parse_args():
                    help="start at the DiT stages with the VAE, SigLIP and cache of an earlier run whose settings for "
                         "those stages are the same (they are deterministic, so this equals running them again)")
     p.add_argument("--continue-from", metavar="RUN",
-                   help="like --reuse-from, but with ALL weights of that finished run: its DiT stages train on")
+                   help="like --reuse-from, but with ALL weights of that run: its DiT stages train on")
+    p.add_argument("--restart-at", choices=STAGES, default="base",
+                   help="with --continue-from: run the stages from this one on again, starting from that run's weights "
+                        "(the cache is rebuilt when this stage comes before it)")
     p.add_argument("--base-modes", type=mode_weights, default=MODE_WEIGHTS["base"], metavar="MODE=W,...",
                    help="how often each mode is drawn in the base stage, e.g. layout=0.4,subject=0.2,... "
                         "(normalised; modes: " + ", ".join(data.MODES) + ")")
@@ -167,22 +170,29 @@ class Run:
 
     def reuse(self, other: pathlib.Path, everything: bool):
         """Take the VAE, SigLIP tower and cache of `other` (frozen after their stages), and with `everything`
-        its DiT, projector and LoRA too; then go on at 'base'."""
+        its DiT, projector and LoRA too; then go on at --restart-at (only 'base' without `everything`)."""
+        restart = STAGES.index(self.args.restart_at)
+        if not everything and restart != STAGES.index("base"):
+            sys.exit("--restart-at needs --continue-from (--reuse-from takes the finished early stages as they are)")
+        keeps_cache = restart > STAGES.index("cache")
         theirs = json.loads((other / "args.json").read_text())
         differing = [k for k in self.EARLY_SETTINGS if theirs.get(k) != vars(self.args)[k]]
-        if differing:
-            sys.exit(f"--reuse-from {other.name}: its {', '.join(differing)} differ from this run's")
+        if keeps_cache and differing:
+            sys.exit(f"{other.name}: its {', '.join(differing)} differ from this run's")
         state = torch.load(other / "state.pt", map_location="cpu", weights_only=False)
         reached = STAGES.index(state["stage"]) if state["stage"] in STAGES else len(STAGES)
-        if reached < (len(STAGES) if everything else STAGES.index("base")):
+        if reached < restart:
             sys.exit(f"{other.name} has not finished the stages to take from it (it is at '{state['stage']}')")
         taken = {k: v for k, v in state["models"].items() if everything or k.startswith(("vae.", "siglip."))}
         self.models.load_state_dict(taken, strict=False)
-        self.origin = f"{other.name} ({state['provenance']})" if everything else None
+        self.origin = f"{other.name}, stages from '{STAGES[restart]}' on run again ({state['provenance']})" if everything else None
         (self.dir / "cache.pt").unlink(missing_ok=True)
-        (self.dir / "cache.pt").hardlink_to(other / "cache.pt")
-        self.stage, self.wall = "base", {k: v for k, v in state.get("wall", {}).items() if k in STAGES[:3]}
-        print(f"starting from {'all weights' if everything else 'the vae, siglip and cache stages'} of {other.name}")
+        if keeps_cache:
+            (self.dir / "cache.pt").hardlink_to(other / "cache.pt")
+        self.stage = STAGES[restart]
+        self.wall = {k: v for k, v in state.get("wall", {}).items() if k in STAGES[:restart]}
+        print(f"starting from {'all weights' if everything else 'the vae, siglip and cache stages'} of {other.name}"
+              f" at stage {self.stage}")
         self.save()
 
     def save(self, optimizer=None):
@@ -246,17 +256,20 @@ def random_training_image(rng: np.random.Generator):
     return sample.style_image if (sample.style_image is not None and rng.random() < 0.25) else sample.target
 
 
+def training_crops(run: Run, rng: np.random.Generator) -> torch.Tensor:
+    crop, batch = run.args.vae_crop, []
+    for _ in range(run.args.vae_batch):
+        x = pipeline.to_signed_tensor(random_training_image(rng))
+        top, left = (int(v) for v in rng.integers(0, 128 - crop + 1, 2) // 8 * 8)
+        batch.append(x[..., top:top + crop, left:left + crop])
+    return torch.cat(batch)
+
+
 def train_vae(run: Run):
     vae, cfg = run.models.vae, run.models.cfg
-    crop = run.args.vae_crop
 
     def loss_fn(rng):
-        batch = []
-        for _ in range(run.args.vae_batch):
-            x = pipeline.to_signed_tensor(random_training_image(rng))
-            top, left = (int(v) for v in rng.integers(0, 128 - crop + 1, 2) // 8 * 8)
-            batch.append(x[..., top:top + crop, left:left + crop])
-        x = torch.cat(batch)
+        x = training_crops(run, rng)
         mean, logvar = vae.moments(x)
         logvar = logvar.clamp(-30, 20)
         z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
