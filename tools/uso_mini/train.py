@@ -85,6 +85,7 @@ def parse_args():
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--checkpoint-every", type=int, default=100)
     p.add_argument("--vae-batch", type=int, default=8)
+    p.add_argument("--vae-lr", type=float, default=1e-3, help="peak learning rate of the VAE stage")
     p.add_argument("--vae-crop", type=int, default=64, help="training crop side (multiple of 8, at most 128)")
     p.add_argument("--threads", type=int, default=1, help="1 is fastest on a busy machine; 2 on an idle one")
     p.add_argument("--reuse-from", metavar="RUN",
@@ -165,8 +166,9 @@ class Run:
         elif args.reuse_from or args.continue_from:
             self.reuse(HERE / "runs" / (args.reuse_from or args.continue_from), everything=bool(args.continue_from))
 
-    EARLY_SETTINGS = ("seed", "vae_steps", "vae_batch", "vae_crop", "siglip_steps", "batch", "samples_per_mode",
+    EARLY_SETTINGS = ("seed", "vae_steps", "vae_batch", "vae_crop", "vae_lr", "siglip_steps", "batch", "samples_per_mode",
                       "style_pool")
+    ADDED_SETTINGS = {"vae_lr": 1e-3}   # settings newer than some runs, at the value those runs used
 
     def reuse(self, other: pathlib.Path, everything: bool):
         """Take the VAE, SigLIP tower and cache of `other` (frozen after their stages), and with `everything`
@@ -176,7 +178,7 @@ class Run:
             sys.exit("--restart-at needs --continue-from (--reuse-from takes the finished early stages as they are)")
         keeps_cache = restart > STAGES.index("cache")
         theirs = json.loads((other / "args.json").read_text())
-        differing = [k for k in self.EARLY_SETTINGS if theirs.get(k) != vars(self.args)[k]]
+        differing = [k for k in self.EARLY_SETTINGS if theirs.get(k, self.ADDED_SETTINGS.get(k)) != vars(self.args)[k]]
         if keeps_cache and differing:
             sys.exit(f"{other.name}: its {', '.join(differing)} differ from this run's")
         state = torch.load(other / "state.pt", map_location="cpu", weights_only=False)
@@ -280,7 +282,7 @@ def train_vae(run: Run):
         kl = 0.5 * (m.pow(2) + lv.exp() - 1 - lv).mean()
         return F.l1_loss(recon, x) + F.mse_loss(recon, x) + 1e-3 * kl
 
-    optimise(run, "vae", list(vae.parameters()), run.args.vae_steps, 1e-3, loss_fn)
+    optimise(run, "vae", list(vae.parameters()), run.args.vae_steps, run.args.vae_lr, loss_fn)
 
 
 # ---------------------------------------------------------------------------------------------
