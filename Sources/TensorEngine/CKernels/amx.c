@@ -23,22 +23,52 @@ int uso_amx_available(void) {
     return amx_ready && !amx_switched_off;
 }
 
+// One whole tile: tile row p is column p of the 16×16 matrix of 32-bit value pairs that starts at x
+// (16 rows, `ld` elements apart), a 16×16 transpose in four rounds of AVX-512 shuffles.
+USO_AMX_TARGET static void transpose_tile(const uint16_t *x, int64_t ld, uint16_t *tile) {
+    __m512i r[16], t[16], u[16], v[16];
+    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_si512(x + i * ld);
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        u[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+        u[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+        u[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+        u[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+    }
+    for (int i = 0; i < 16; i += 8)
+        for (int j = i; j < i + 4; j++) {
+            v[j] = _mm512_shuffle_i32x4(u[j], u[j + 4], 0x88);
+            v[j + 4] = _mm512_shuffle_i32x4(u[j], u[j + 4], 0xdd);
+        }
+    for (int j = 0; j < 8; j++) {
+        _mm512_storeu_si512(tile + j * 32, _mm512_shuffle_i32x4(v[j], v[j + 8], 0x88));
+        _mm512_storeu_si512(tile + (j + 8) * 32, _mm512_shuffle_i32x4(v[j], v[j + 8], 0xdd));
+    }
+}
+
+// A tile at the edge of X: values past `rows` or `cols` are zeros.
+static void pack_edge_tile(const uint16_t *x, int64_t ld, int64_t rows, int64_t cols, int64_t row0, int64_t col0,
+                           uint16_t *tile) {
+    for (int p = 0; p < 16; p++)
+        for (int j = 0; j < 16; j++)
+            for (int half = 0; half < 2; half++) {
+                int64_t r = row0 + j, c = col0 + 2 * p + half;
+                tile[p * 32 + 2 * j + half] = r < rows && c < cols ? x[r * ld + c] : 0;
+            }
+}
+
 void uso_amx_pack_rows(const uint16_t *x, int64_t ld, int64_t rows, int64_t cols, int64_t rows_pad,
                        int64_t cols_pad, uint16_t *packed) {
     int64_t steps = cols_pad / USO_AMX_STEP;
-    for (int64_t r = 0; r < rows_pad; r++) {
-        const uint16_t *row = x + r * ld;
-        uint16_t *column = packed + (r / 16) * steps * USO_AMX_TILE + (r % 16) * 2;
-        if (r < rows && cols == cols_pad) {
-            for (int64_t f = 0; f < cols; f += 2) {   // pair p of step s lands at tile row 16·s + p
-                column[f * 16] = row[f];
-                column[f * 16 + 1] = row[f + 1];
-            }
-            continue;
+    for (int64_t t = 0; t < rows_pad / 16; t++)
+        for (int64_t s = 0; s < steps; s++) {
+            uint16_t *tile = packed + (t * steps + s) * USO_AMX_TILE;
+            if (16 * t + 16 <= rows && USO_AMX_STEP * (s + 1) <= cols)
+                transpose_tile(x + 16 * t * ld + USO_AMX_STEP * s, ld, tile);
+            else
+                pack_edge_tile(x, ld, rows, cols, 16 * t, USO_AMX_STEP * s, tile);
         }
-        for (int64_t f = 0; f < cols_pad; f += 2) {
-            column[f * 16] = r < rows && f < cols ? row[f] : 0;
-            column[f * 16 + 1] = r < rows && f + 1 < cols ? row[f + 1] : 0;
-        }
-    }
 }
