@@ -52,11 +52,8 @@ def dit_report(models: USOMini, cache: dict, batch: int, use_lora: bool):
         idx = torch.arange(batch) * 37 % entry["target"].shape[0]
         x0 = pipeline.pack(entry["target"][idx])
         prompts = entry["prompt"][idx].tolist()
-        length = max(cache["text"][p].shape[0] for p in prompts)
-        txt, bias = torch.zeros(batch, length, models.cfg.t5_width), torch.full((batch, length), -1e9)
-        for row, p in enumerate(prompts):
-            n = cache["text"][p].shape[0]
-            txt[row, :n], bias[row, :n] = cache["text"][p], cache["text_bias"][p]
+        txt, bias = train.text_batch(cache, prompts, models.cfg.t5_width)
+        length = txt.shape[1]
         style = None
         if mode in ("subject_style", "layout"):
             style = train.project_style(models, cache["style_hidden"][entry["style"][idx], torch.zeros(batch, dtype=torch.long)])

@@ -399,6 +399,17 @@ def sample_t(batch: int, kind: str, width: int = 128, height: int = 128) -> torc
     return math.exp(mu) / (math.exp(mu) + (1 / t - 1))
 
 
+def text_batch(cache: dict, prompts: list[int], width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The cached compact texts of `prompts`, padded to the longest: [B, L, width] and key biases [B, L]."""
+    length = max(cache["text"][p].shape[0] for p in prompts)
+    txt = torch.zeros(len(prompts), length, width)
+    bias = torch.full((len(prompts), length), -1e9)     # fillers past a short prompt's compact text are masked out
+    for row, p in enumerate(prompts):
+        n = cache["text"][p].shape[0]
+        txt[row, :n], bias[row, :n] = cache["text"][p], cache["text_bias"][p]
+    return txt, bias
+
+
 def flow_loss(run: Run, cache: dict, stage: str, rng: np.random.Generator, use_lora: bool) -> torch.Tensor:
     models, args = run.models, run.args
     weights = {"base": args.base_modes, "align": MODE_WEIGHTS["align"], "lora": args.lora_modes}[stage]
@@ -411,12 +422,8 @@ def flow_loss(run: Run, cache: dict, stage: str, rng: np.random.Generator, use_l
     t = sample_t(b, args.timesteps)
     xt = (1 - t)[:, None, None] * x0 + t[:, None, None] * noise
     prompts = entry["prompt"][idx].tolist()
-    length = max(cache["text"][p].shape[0] for p in prompts)
-    txt = torch.zeros(b, length, models.cfg.t5_width)
-    bias = torch.full((b, length), -1e9)     # fillers past a short prompt's compact text are masked out
-    for row, p in enumerate(prompts):
-        n = cache["text"][p].shape[0]
-        txt[row, :n], bias[row, :n] = cache["text"][p], cache["text_bias"][p]
+    txt, bias = text_batch(cache, prompts, models.cfg.t5_width)
+    length = txt.shape[1]
     y = cache["pooled"][prompts]
     style = None
     if mode in ("style", "subject_style", "layout"):
