@@ -11,6 +11,7 @@ typedef struct {
     jmp_buf jump;
     char message[256];
     int truncated;
+    int too_large;
 } png_failure;
 
 typedef struct {
@@ -65,14 +66,35 @@ static void flush_memory(png_structp png) { (void)png; }
 
 static uso_image_status report(const png_failure *failure, char *message, size_t message_size) {
     snprintf(message, message_size, "%s", failure->message);
+    if (failure->too_large) return USO_IMAGE_TOO_LARGE;
     return failure->truncated ? USO_IMAGE_TRUNCATED : USO_IMAGE_FAILED;
 }
 
-/// Reads the header and sets up the expansions both readers share; returns the row size.
-static size_t prepare_rows(png_structp png, png_infop info, uso_decoded_image *image, int *passes) {
+/// Creates a reader over `source` whose errors jump to `failure`; false (with a message) when out of memory.
+static int open_reader(png_failure *failure, png_memory_source *source, png_structp *png, png_infop *info,
+                       char *message, size_t message_size) {
+    *png = png_create_read_struct(PNG_LIBPNG_VER_STRING, failure, on_png_error, on_png_warning);
+    *info = *png ? png_create_info_struct(*png) : NULL;
+    if (!*info) {
+        png_destroy_read_struct(png, NULL, NULL);
+        snprintf(message, message_size, "out of memory");
+        return 0;
+    }
+    png_set_read_fn(*png, source, read_from_memory);
+    return 1;
+}
+
+/// Reads the header and sets up the expansions both readers share; returns the row size. An image
+/// of more than `max_pixels` is an error (reported as USO_IMAGE_TOO_LARGE) before any row is read.
+static size_t prepare_rows(png_structp png, png_infop info, uint64_t max_pixels, uso_decoded_image *image, int *passes) {
     png_read_info(png, info);
     image->width = png_get_image_width(png, info);
     image->height = png_get_image_height(png, info);
+    if ((uint64_t)image->width * image->height > max_pixels) {
+        png_failure *failure = png_get_error_ptr(png);
+        failure->too_large = 1;
+        png_error(png, "the image has too many pixels");
+    }
     image->source_color_type = png_get_color_type(png, info);
     int bit_depth = png_get_bit_depth(png, info);
     if (image->source_color_type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
@@ -91,26 +113,16 @@ uso_image_status uso_png_decode(const uint8_t *data, size_t size, uint64_t max_p
     uint8_t *volatile pixels = NULL;
     memset(image, 0, sizeof *image);
 
-    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &failure, on_png_error, on_png_warning);
-    png_infop info = png ? png_create_info_struct(png) : NULL;
-    if (!info) {
-        png_destroy_read_struct(&png, NULL, NULL);
-        snprintf(message, message_size, "out of memory");
-        return USO_IMAGE_FAILED;
-    }
+    png_structp png;
+    png_infop info;
+    if (!open_reader(&failure, &source, &png, &info, message, message_size)) return USO_IMAGE_FAILED;
     if (setjmp(failure.jump)) {
         png_destroy_read_struct(&png, &info, NULL);
-        free(pixels);
-        memset(image, 0, sizeof *image);
+        free(pixels);  // image->pixels stays NULL; its size stays for the too-large error
         return report(&failure, message, message_size);
     }
-    png_set_read_fn(png, &source, read_from_memory);
     int passes = 1;
-    size_t row_bytes = prepare_rows(png, info, image, &passes);
-    if ((uint64_t)image->width * image->height > max_pixels) {
-        png_destroy_read_struct(&png, &info, NULL);
-        return USO_IMAGE_TOO_LARGE;
-    }
+    size_t row_bytes = prepare_rows(png, info, max_pixels, image, &passes);
     pixels = malloc(row_bytes * image->height);
     if (!pixels) png_error(png, "out of memory");
     // Every pass rewrites the rows in place, so after the last one they hold the full image.
@@ -133,26 +145,17 @@ uso_image_status uso_png_read_text(const uint8_t *data, size_t size, uint64_t ma
     *texts = NULL;
     *count = 0;
 
-    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &failure, on_png_error, on_png_warning);
-    png_infop info = png ? png_create_info_struct(png) : NULL;
-    if (!info) {
-        png_destroy_read_struct(&png, NULL, NULL);
-        snprintf(message, message_size, "out of memory");
-        return USO_IMAGE_FAILED;
-    }
+    png_structp png;
+    png_infop info;
+    if (!open_reader(&failure, &source, &png, &info, message, message_size)) return USO_IMAGE_FAILED;
     if (setjmp(failure.jump)) {
         png_destroy_read_struct(&png, &info, NULL);
         free(row);
         uso_png_text_free(copies, copied);
         return report(&failure, message, message_size);
     }
-    png_set_read_fn(png, &source, read_from_memory);
     int passes = 1;
-    size_t row_bytes = prepare_rows(png, info, &header, &passes);
-    if ((uint64_t)header.width * header.height > max_pixels) {
-        png_destroy_read_struct(&png, &info, NULL);
-        return USO_IMAGE_TOO_LARGE;
-    }
+    size_t row_bytes = prepare_rows(png, info, max_pixels, &header, &passes);
     row = malloc(row_bytes);
     if (!row) png_error(png, "out of memory");
     for (int pass = 0; pass < passes; pass++) {

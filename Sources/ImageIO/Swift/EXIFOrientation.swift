@@ -44,7 +44,7 @@ extension RGBImage {
         let outHeight = swapsSides ? width : height
         let (lastX, lastY) = (width - 1, height - 1)
         // For each displayed pixel (x, y): the stored pixel it shows.
-        let source: (Int, Int) -> (Int, Int) = switch orientation {
+        let source: (Int, Int) -> (x: Int, y: Int) = switch orientation {
         case .upright: { x, y in (x, y) }
         case .mirrored: { x, y in (lastX - x, y) }
         case .rotated180: { x, y in (lastX - x, lastY - y) }
@@ -54,17 +54,6 @@ extension RGBImage {
         case .transversed: { x, y in (lastX - y, lastY - x) }
         case .rotated90CounterClockwise: { x, y in (lastX - y, x) }
         }
-        var result = [UInt8](repeating: 0, count: pixels.count)
-        for y in 0..<outHeight {
-            for x in 0..<outWidth {
-                let (sourceX, sourceY) = source(x, y)
-                let from = (sourceY * width + sourceX) * Self.channels
-                let to = (y * outWidth + x) * Self.channels
-                result[to] = pixels[from]
-                result[to + 1] = pixels[from + 1]
-                result[to + 2] = pixels[from + 2]
-            }
-        }
-        return RGBImage(validWidth: outWidth, height: outHeight, pixels: result)
+        return gathered(width: outWidth, height: outHeight, from: source)
     }
 }

@@ -27,6 +27,23 @@ public struct RGBImage: Equatable, Sendable {
         self.pixels = pixels
     }
 
+    /// A `width` × `height` image whose pixel (x, y) is this image's pixel `source(x, y)`: the one
+    /// loop behind flips, rotations and nearest-neighbour resizing.
+    func gathered(width outWidth: Int, height outHeight: Int, from source: (Int, Int) -> (x: Int, y: Int)) -> RGBImage {
+        var result = [UInt8](repeating: 0, count: outWidth * outHeight * Self.channels)
+        for y in 0..<outHeight {
+            for x in 0..<outWidth {
+                let (sourceX, sourceY) = source(x, y)
+                let from = (sourceY * width + sourceX) * Self.channels
+                let to = (y * outWidth + x) * Self.channels
+                result[to] = pixels[from]
+                result[to + 1] = pixels[from + 1]
+                result[to + 2] = pixels[from + 2]
+            }
+        }
+        return RGBImage(validWidth: outWidth, height: outHeight, pixels: result)
+    }
+
     /// A uniform image, handy for placeholders and tests.
     public init(width: Int, height: Int, red: UInt8, green: UInt8, blue: UInt8) throws {
         guard width > 0, height > 0 else { throw ImageError.emptyImage(width: width, height: height) }

@@ -90,17 +90,7 @@ extension RGBImage {
         }
         let columns = sourceIndices(inputSize: width, outputSize: newWidth)
         let rows = sourceIndices(inputSize: height, outputSize: newHeight)
-        var result = [UInt8](repeating: 0, count: newWidth * newHeight * Self.channels)
-        for (y, sourceY) in rows.enumerated() {
-            for (x, sourceX) in columns.enumerated() {
-                let from = (sourceY * width + sourceX) * Self.channels
-                let to = (y * newWidth + x) * Self.channels
-                result[to] = pixels[from]
-                result[to + 1] = pixels[from + 1]
-                result[to + 2] = pixels[from + 2]
-            }
-        }
-        return RGBImage(validWidth: newWidth, height: newHeight, pixels: result)
+        return gathered(width: newWidth, height: newHeight) { x, y in (columns[x], rows[y]) }
     }
 }
 

@@ -35,6 +35,57 @@ public func checkConfig(_ configValue: Int?, matches weightsValue: Int, field: S
     }
 }
 
+/// The fields of a Hugging Face encoder-tower config.json (CLIP's text tower, SigLIP's vision
+/// tower) that the loaders check against the weights; each tower reads those it has.
+public struct EncoderTowerConfigFile: Decodable, Sendable {
+    public var hiddenSize: Int?
+    public var intermediateSize: Int?
+    public var numHiddenLayers: Int?
+    public var numAttentionHeads: Int?
+    public var layerNormEps: Float?
+    public var hiddenAct: String?
+    public var vocabSize: Int?               // text towers
+    public var maxPositionEmbeddings: Int?
+    public var eosTokenId: Int?
+    public var imageSize: Int?               // vision towers
+    public var patchSize: Int?
+
+    public enum Tower: Sendable { case text, vision }
+
+    /// A two-tower config (CLIPModel, SiglipModel) nests each tower's fields.
+    private struct TwoTowers: Decodable {
+        var textConfig: EncoderTowerConfigFile?
+        var visionConfig: EncoderTowerConfigFile?
+    }
+
+    /// Reads `tower`'s part of a two-tower config, or the whole file when it is a bare tower config.
+    public static func decode(_ data: Data, tower: Tower, model: String) throws -> EncoderTowerConfigFile {
+        let outer = try decodeModelConfig(TwoTowers.self, from: data, model: model)
+        let nested = tower == .text ? outer.textConfig : outer.visionConfig
+        return try nested ?? decodeModelConfig(EncoderTowerConfigFile.self, from: data, model: model)
+    }
+}
+
+/// The checks every encoder tower shares: its width, MLP width and depth (read from the weights)
+/// against config.json, and the activation. Returns the head count, which the weights cannot
+/// tell: config.json's, or else `defaultHeads`.
+public func checkEncoderTower(_ file: EncoderTowerConfigFile?, width: Int, mlpWidth: Int, layers: Int,
+                              defaultHeads: Int, activation: String, model: String) throws -> Int {
+    try checkConfig(file?.hiddenSize, matches: width, field: "hidden_size", model: model)
+    try checkConfig(file?.intermediateSize, matches: mlpWidth, field: "intermediate_size", model: model)
+    try checkConfig(file?.numHiddenLayers, matches: layers, field: "num_hidden_layers", model: model)
+    let heads = file?.numAttentionHeads ?? defaultHeads
+    guard heads > 0, width % heads == 0 else {
+        throw ModelConfigError.invalid(model: model, reason: file?.numAttentionHeads == nil
+            ? "cannot tell the head count of width \(width); give config.json with num_attention_heads"
+            : "num_attention_heads \(heads) does not divide the width \(width)")
+    }
+    if let hiddenAct = file?.hiddenAct, hiddenAct != activation {
+        throw ModelConfigError.invalid(model: model, reason: "hidden_act \(hiddenAct) is not supported (\(model) uses \(activation))")
+    }
+    return heads
+}
+
 /// Models compute in F32 or BF16: activations are rounded to that type after every op.
 public func checkComputeType(_ dtype: DType, model: String) throws {
     guard dtype == .f32 || dtype == .bf16 else { throw ModelConfigError.unsupportedComputeType(model: model, dtype) }

@@ -23,10 +23,7 @@ public struct SigLIPVisionConfig: Sendable, Equatable {
     /// Reads the shapes under `vision_model.` and checks them against config.json (a SiglipModel
     /// config with `vision_config`, or a bare SiglipVisionModel config) when given.
     init(weights: WeightReader, configJSON: Data?) throws {
-        let file = try configJSON.map { data in
-            let outer = try decodeModelConfig(SigLIPConfigFile.self, from: data, model: Self.model)
-            return try outer.visionConfig ?? decodeModelConfig(SigLIPVisionConfigFile.self, from: data, model: Self.model)
-        }
+        let file = try configJSON.map { try EncoderTowerConfigFile.decode($0, tower: .vision, model: Self.model) }
         let patchKey = "embeddings.patch_embedding.weight"
         guard let patch = weights.info(patchKey) else { throw WeightError.missingKey(weights.fullKey(patchKey)) }
         guard patch.shape.count == 4, patch.shape[1] == 3, patch.shape[2] == patch.shape[3] else {
@@ -45,43 +42,17 @@ public struct SigLIPVisionConfig: Sendable, Equatable {
         patchGrid = grid
         mlpWidth = fc1[0]
         layers = weights.numberedModuleCount("encoder.layers", probe: "layer_norm1.weight")
-        try checkConfig(file?.hiddenSize, matches: width, field: "hidden_size", model: Self.model)
         try checkConfig(file?.patchSize, matches: patchSize, field: "patch_size", model: Self.model)
-        try checkConfig(file?.intermediateSize, matches: mlpWidth, field: "intermediate_size", model: Self.model)
-        try checkConfig(file?.numHiddenLayers, matches: layers, field: "num_hidden_layers", model: Self.model)
-        // The weights cannot tell the head count: so400m has 16 heads of 72, other SigLIPs 64-wide heads.
-        heads = file?.numAttentionHeads ?? (width == 1152 ? 16 : width / 64)
-        guard heads > 0, width % heads == 0 else {
-            throw ModelConfigError.invalid(model: Self.model, reason: file?.numAttentionHeads == nil
-                ? "cannot tell the head count of width \(width); give config.json with num_attention_heads"
-                : "num_attention_heads \(heads) does not divide the width \(width)")
-        }
-        if let activation = file?.hiddenAct, activation != "gelu_pytorch_tanh" {
-            throw ModelConfigError.invalid(model: Self.model, reason: "hidden_act \(activation) is not supported (SigLIP uses gelu_pytorch_tanh)")
-        }
+        // so400m has 16 heads of 72, other SigLIPs 64-wide heads.
+        heads = try checkEncoderTower(file, width: width, mlpWidth: mlpWidth, layers: layers,
+                                      defaultHeads: width == 1152 ? 16 : width / 64,
+                                      activation: "gelu_pytorch_tanh", model: Self.model)
         layerNormEps = file?.layerNormEps ?? 1e-6
         imageSize = file?.imageSize ?? grid * patchSize
         guard imageSize / patchSize == grid else {
             throw ModelConfigError.invalid(model: Self.model, reason: "image_size \(imageSize) makes \(imageSize / patchSize)² patches of \(patchSize) px, but the position embedding has \(grid)²")
         }
     }
-}
-
-/// The fields of a SigLIP vision config.json that matter here.
-struct SigLIPVisionConfigFile: Decodable {
-    var hiddenSize: Int?
-    var intermediateSize: Int?
-    var numHiddenLayers: Int?
-    var numAttentionHeads: Int?
-    var imageSize: Int?
-    var patchSize: Int?
-    var layerNormEps: Float?
-    var hiddenAct: String?
-}
-
-/// A SiglipModel config.json nests the vision tower's under `vision_config`.
-struct SigLIPConfigFile: Decodable {
-    var visionConfig: SigLIPVisionConfigFile?
 }
 
 /// Which entries of `hidden_states` (embeddings, then one per layer) feed the projector's branches.

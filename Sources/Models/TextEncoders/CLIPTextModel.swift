@@ -22,10 +22,7 @@ public struct CLIPTextConfig: Sendable, Equatable {
     /// Reads the shapes under `text_model.` and checks them against config.json (either a CLIPModel
     /// config with `text_config` or a bare CLIPTextModel config), when given.
     public init(weights: WeightReader, configJSON: Data?) throws {
-        let file = try configJSON.map { data in
-            let outer = try decodeModelConfig(CLIPConfigFile.self, from: data, model: Self.model)
-            return try outer.textConfig ?? decodeModelConfig(CLIPTextConfigFile.self, from: data, model: Self.model)
-        }
+        let file = try configJSON.map { try EncoderTowerConfigFile.decode($0, tower: .text, model: Self.model) }
         let tokens = try weights.shape("embeddings.token_embedding.weight", rank: 2)
         let positions = try weights.shape("embeddings.position_embedding.weight", rank: 2)
         let fc1 = try weights.shape("encoder.layers.0.mlp.fc1.weight", rank: 2)
@@ -34,46 +31,17 @@ public struct CLIPTextConfig: Sendable, Equatable {
         maxPositions = positions[0]
         mlpWidth = fc1[0]
         layers = weights.numberedModuleCount("encoder.layers", probe: "layer_norm1.weight")
-        try checkConfig(file?.hiddenSize, matches: width, field: "hidden_size", model: Self.model)
         try checkConfig(file?.vocabSize, matches: vocabularySize, field: "vocab_size", model: Self.model)
         try checkConfig(file?.maxPositionEmbeddings, matches: maxPositions, field: "max_position_embeddings", model: Self.model)
-        try checkConfig(file?.intermediateSize, matches: mlpWidth, field: "intermediate_size", model: Self.model)
-        try checkConfig(file?.numHiddenLayers, matches: layers, field: "num_hidden_layers", model: Self.model)
-
-        // The weights cannot tell the head count; ViT-L/14's text tower has 64-wide heads.
-        heads = file?.numAttentionHeads ?? width / 64
-        guard heads > 0, width % heads == 0 else {
-            throw ModelConfigError.invalid(model: Self.model, reason: file?.numAttentionHeads == nil
-                ? "width \(width) is not a multiple of 64; give config.json with num_attention_heads"
-                : "num_attention_heads \(heads) does not divide the width \(width)")
-        }
-        if let activation = file?.hiddenAct, activation != "quick_gelu" {
-            throw ModelConfigError.invalid(model: Self.model, reason: "hidden_act \(activation) is not supported (CLIP-L uses quick_gelu)")
-        }
+        // ViT-L/14's text tower has 64-wide heads.
+        heads = try checkEncoderTower(file, width: width, mlpWidth: mlpWidth, layers: layers, defaultHeads: width / 64,
+                                      activation: "quick_gelu", model: Self.model)
         layerNormEps = file?.layerNormEps ?? 1e-5
         // Without config.json: the pooling rule of the checkpoint the reference uses. With one:
         // transformers' default end token when the file names none.
         let eos = configJSON == nil ? 2 : file?.eosTokenId ?? 49407
         poolingTokenID = eos == 2 ? nil : eos
     }
-}
-
-/// The fields of a CLIP text config.json that matter here.
-struct CLIPTextConfigFile: Decodable {
-    var hiddenSize: Int?
-    var intermediateSize: Int?
-    var numHiddenLayers: Int?
-    var numAttentionHeads: Int?
-    var vocabSize: Int?
-    var maxPositionEmbeddings: Int?
-    var layerNormEps: Float?
-    var hiddenAct: String?
-    var eosTokenId: Int?
-}
-
-/// A CLIPModel config.json nests the text tower's under `text_config`.
-struct CLIPConfigFile: Decodable {
-    var textConfig: CLIPTextConfigFile?
 }
 
 /// The encoder's outputs for one token sequence.
