@@ -1,0 +1,108 @@
+import Foundation
+import XCTest
+import ImageIO
+import TensorEngine
+import WeightFiles
+@testable import Pipeline
+
+/// The shipped uso-mini paints the style of its style image, as judged by the style classifier
+/// tools/uso_mini/evaluate.py trains on the generator's ground truth (fixtures from
+/// `evaluate.py --test-fixtures DIR --test-cases 12`, see docs/uso-mini.md).
+///
+/// The cases are the first twelve held-out samples of each of the four modes (subject only, style
+/// only, subject + style, layout-preserving), not hand-picked, generated here in Swift with the
+/// model's own defaults (uso-defaults.json) and BF16 compute, as `uso generate` runs it.
+/// Style is scored on the 36 cases that carry a style image. Chance is 1/9 (eight styles and
+/// "plain"); 11 or more of 36 right has probability 0.13% by chance (binomial tail), so the
+/// threshold reads "far above chance", not "perfect" (the classifier itself gets 0.67–0.79 on
+/// ground truth through the autoencoder). The shipped model gets 16 of 36 here; the margin of five
+/// absorbs BF16 kernels that differ between CPUs (AMX, AVX-512, oneDNN). Subject identity is
+/// printed but not asserted: today's model scores it at chance (8 of 48; docs/uso-mini.md);
+/// assert it once a model keeps subjects.
+final class DefaultModelQualityTests: XCTestCase {
+    private static let root = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    private let fixtures = root.appendingPathComponent("Tests/Fixtures/uso-mini-quality")
+    private let modelDirectory = root.appendingPathComponent("DefaultModel")
+
+    private struct Cases: Decodable {
+        struct Case: Decodable {
+            var mode: String
+            var prompt: String
+            var seed: UInt64
+            var subject: Int
+            var style: Int
+            var content: String?
+            var style_image: String?
+        }
+        var subjects: [String]
+        var styles: [String]
+        var cases: [Case]
+    }
+
+    func testShippedModelPaintsTheStyleOnHeldOutPairs() throws {
+        let cases = try JSONDecoder().decode(
+            Cases.self, from: Data(contentsOf: fixtures.appendingPathComponent("cases.json")))
+        let weights = try SafetensorsFile(path: fixtures.appendingPathComponent("classifiers.safetensors").path)
+        let subjectClassifier = try Classifier(weights, prefix: "subject")
+        let styleClassifier = try Classifier(weights, prefix: "style")
+        let pipeline = try USOPipeline(location: ModelLocation(directory: modelDirectory, modelType: .fluxDev))
+        let defaults = try XCTUnwrap(ModelDefaults.load(from: modelDirectory))
+
+        var subjectsRight = 0, stylesRight = 0, styled = 0
+        for item in cases.cases {
+            var request = GenerationRequest(
+                prompt: item.prompt,
+                contentImage: item.content.map { fixtures.appendingPathComponent($0).path },
+                styleImages: item.style_image.map { [fixtures.appendingPathComponent($0).path] } ?? [])
+            defaults.apply(to: &request)
+            request.seed = item.seed
+            let image = try pipeline.generate(request, cancellation: CancellationFlag()) { _ in }.image
+            let subject = subjectClassifier(image), style = styleClassifier(image)
+            subjectsRight += subject == item.subject ? 1 : 0
+            if item.style_image != nil {
+                styled += 1
+                stylesRight += style == item.style ? 1 : 0
+            }
+            print("quality \(item.mode) seed \(item.seed): subject \(cases.subjects[subject]) "
+                  + "(want \(cases.subjects[item.subject])), style \(cases.styles[style]) (want \(cases.styles[item.style]))")
+        }
+        print("quality: style \(stylesRight)/\(styled) of the cases with a style image, subject \(subjectsRight)/\(cases.cases.count)")
+        XCTAssertEqual(styled, 36, "the fixtures changed; update the threshold's justification")
+        XCTAssertGreaterThanOrEqual(stylesRight, 11, "the default model no longer paints the style")
+    }
+
+    /// evaluate.py's SmallCNN: stride-2 3×3 convolutions with SiLU, then the global mean and global
+    /// maximum of every channel into a linear head.
+    private struct Classifier {
+        var convs: [(weight: Tensor, bias: Tensor)]
+        var head: (weight: Tensor, bias: Tensor)
+
+        init(_ file: SafetensorsFile, prefix: String) throws {
+            let count = Set(file.keys.filter { $0.hasPrefix("\(prefix).convs.") }.map { $0.split(separator: ".")[2] }).count
+            convs = try (0..<count).map { i in
+                (try file.tensor("\(prefix).convs.\(i).weight"), try file.tensor("\(prefix).convs.\(i).bias"))
+            }
+            head = (try file.tensor("\(prefix).head.weight"), try file.tensor("\(prefix).head.bias"))
+        }
+
+        /// The most likely class of an 8-bit RGB image, read as evaluate.py reads it (x / 255 · 2 − 1).
+        func callAsFunction(_ image: RGBImage) -> Int {
+            let (w, h) = (image.width, image.height)
+            var planar = [Float](repeating: 0, count: 3 * w * h)
+            for i in 0..<(w * h) {
+                for c in 0..<3 { planar[c * w * h + i] = Float(image.pixels[3 * i + c]) / 255 * 2 - 1 }
+            }
+            var x = Tensor(planar, shape: [3, h, w])
+            for conv in convs {
+                x = silu(conv2d(x, weight: conv.weight, bias: conv.bias, stride: 2, padding: 1))
+            }
+            let (channels, spatial) = (x.shape[0], x.shape[1] * x.shape[2])
+            let values = x.toFloats()
+            let planes = (0..<channels).map { c in values[c * spatial..<(c + 1) * spatial] }
+            let pooled = planes.map { $0.reduce(0, +) / Float(spatial) } + planes.map { $0.max()! }
+            let logits = linear(Tensor(pooled, shape: [1, 2 * channels]), weight: head.weight, bias: head.bias).toFloats()
+            return logits.indices.max { logits[$0] < logits[$1] }!
+        }
+    }
+}
