@@ -20,10 +20,8 @@ import WeightFiles
 /// printed but not asserted: today's model scores it at chance (8 of 48; docs/uso-mini.md);
 /// assert it once a model keeps subjects.
 final class DefaultModelQualityTests: XCTestCase {
-    private static let root = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    private let fixtures = root.appendingPathComponent("Tests/Fixtures/uso-mini-quality")
-    private let modelDirectory = root.appendingPathComponent("DefaultModel")
+    private let fixtures = RepositoryPaths.fixtures("uso-mini-quality")
+    private let modelDirectory = RepositoryPaths.defaultModel
 
     private struct Cases: Decodable {
         struct Case: Decodable {

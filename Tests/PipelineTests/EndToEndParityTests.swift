@@ -16,10 +16,8 @@ import WeightFiles
 /// boundary: we require ≥ 99% of channel values within 1 level and none more than 2 levels off;
 /// measured: 100% equal (content+style), 99.99% equal with one channel 1 level off (style only).
 final class EndToEndParityTests: XCTestCase {
-    private static let root = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    private let fixtures = root.appendingPathComponent("Tests/Fixtures/e2e")
-    private let modelDirectory = root.appendingPathComponent("DefaultModel")
+    private let fixtures = RepositoryPaths.fixtures("e2e")
+    private let modelDirectory = RepositoryPaths.defaultModel
 
     func testContentStyleAndPromptMatchesTorch() throws {
         try checkCase("content_style")

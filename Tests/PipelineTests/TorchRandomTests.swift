@@ -6,9 +6,7 @@ import WeightFiles
 
 /// Fixtures written by tools/fixtures/pipeline.py with PyTorch's own CPU generator.
 enum PipelineFixtures {
-    static let directory = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Fixtures/pipeline")
+    static let directory = RepositoryPaths.fixtures("pipeline")
 
     static func expected() throws -> [String: Any] {
         let data = try Data(contentsOf: directory.appendingPathComponent("expected.json"))

@@ -5,9 +5,7 @@ import XCTest
 /// `--offload` (and every single-image run) releases the DiT before the decoder loads, so the peak
 /// is the larger of the two, not their sum; the image must not change, and the next request reloads it.
 final class TransformerReleaseTests: XCTestCase {
-    private let modelDirectory = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("DefaultModel")
+    private let modelDirectory = RepositoryPaths.defaultModel
 
     func testReleasingBeforeDecodingKeepsTheImageAndReloadsOnDemand() throws {
         var request = GenerationRequest(prompt: "a small subject at the top left on a dark background",
