@@ -2,6 +2,7 @@
 #include "amx.h"
 #include <pthread.h>
 #include <sys/syscall.h>
+#include <string.h>
 #include <unistd.h>
 
 static int amx_ready;
@@ -71,4 +72,16 @@ void uso_amx_pack_rows(const uint16_t *x, int64_t ld, int64_t rows, int64_t cols
             else
                 pack_edge_tile(x, ld, rows, cols, 16 * t, USO_AMX_STEP * s, tile);
         }
+}
+
+void uso_amx_pack_block(const uint16_t *a, int64_t lda, int64_t count, int64_t k, uint16_t *packed) {
+    for (int64_t s = 0; s < uso_round_up(k, USO_AMX_STEP) / USO_AMX_STEP; s++) {
+        int64_t k0 = s * USO_AMX_STEP, width = k - k0 < USO_AMX_STEP ? k - k0 : USO_AMX_STEP;
+        uint16_t *step = packed + s * 2 * USO_AMX_TILE;
+        for (int64_t i = 0; i < 32; i++) {
+            int64_t copied = i < count ? width : 0;
+            if (copied) memcpy(step + i * USO_AMX_STEP, a + i * lda + k0, (size_t)copied * sizeof(uint16_t));
+            memset(step + i * USO_AMX_STEP + copied, 0, (size_t)(USO_AMX_STEP - copied) * sizeof(uint16_t));
+        }
+    }
 }

