@@ -290,18 +290,35 @@ class Sample:
     layout: Layout
 
 
-def make_sample(seed: int, mode: str, held_out: bool = False) -> Sample:
-    """One training (held_out=False) or evaluation (held_out=True) sample of `mode`, by seed."""
+def _draw(seed: int, mode: str, held_out: bool):
+    """The random choices of a sample, in the order make_sample takes them: the generator (for what
+    follows), subject, style index, content layout and target layout."""
     rng = np.random.default_rng(seed)
     while True:
         subject = int(rng.integers(len(SUBJECTS)))
         style_index = int(rng.integers(len(STYLE_NAMES)))
         if mode == "subject" or is_held_out(subject, style_index) == held_out:
             break
+    return rng, subject, style_index, random_layout(rng), random_layout(rng)
+
+
+def subject_mask(seed: int, mode: str, side: int, held_out: bool = False) -> np.ndarray:
+    """[side, side] booleans: the cells of a side × side grid over the target image that the subject
+    of sample (seed, mode) covers (its disk of half-extent r, widened by 10% and half a cell)."""
+    _, _, _, content_layout, layout = _draw(seed, mode, held_out)
+    px, py = POSITIONS[(content_layout if mode == "layout" else layout).position]
+    dx, dy, factor = (content_layout if mode == "layout" else layout).jitter
+    size = (content_layout if mode == "layout" else layout).size
+    radius = 1.1 * SIZES[size] * factor / 2 + 0.5 / side
+    centres = (np.arange(side) + 0.5) / side
+    return (centres[None, :] - (px + dx)) ** 2 + (centres[:, None] - (py + dy)) ** 2 <= radius ** 2
+
+
+def make_sample(seed: int, mode: str, held_out: bool = False) -> Sample:
+    """One training (held_out=False) or evaluation (held_out=True) sample of `mode`, by seed."""
+    rng, subject, style_index, content_layout, layout = _draw(seed, mode, held_out)
     style = STYLE_NAMES[style_index]
     name = SUBJECTS[subject].name
-    content_layout = random_layout(rng)
-    layout = random_layout(rng)
     style_image = stylise(abstract_scene(rng), style)
     content = render(SUBJECTS[subject], content_layout)
     if mode == "t2i":

@@ -101,6 +101,9 @@ def parse_args():
                         "(normalised; modes: " + ", ".join(data.MODES) + ")")
     p.add_argument("--lora-modes", type=mode_weights, default=MODE_WEIGHTS["lora"], metavar="MODE=W,...",
                    help="the same for the LoRA stage")
+    p.add_argument("--subject-weight", type=float, default=1.0,
+                   help="loss weight of the latent cells the subject covers (the rest weigh 1): the subject is "
+                        "10-30%% of the image, so unweighted its identity hardly moves the loss")
     p.add_argument("--timesteps", choices=("uniform", "logit-normal"), default="uniform",
                    help="training t: uniform, or the logit-normal of SD3/FLUX (shifted as the schedule is)")
     a = p.parse_args()
@@ -210,7 +213,9 @@ class Run:
         return (f"trained by tools/uso_mini/train.py --name {a.name} --seed {a.seed}: VAE {a.vae_steps} steps, "
                 f"base DiT {a.base_steps}, projector alignment {a.align_steps}, LoRA {a.lora_steps} steps, batch {a.batch}, "
                 f"{a.samples_per_mode} cached samples per mode, {a.timesteps} t, modes base {shares(a.base_modes)} "
-                f"LoRA {shares(a.lora_modes)}; reached stage '{self.stage}' step "
+                f"LoRA {shares(a.lora_modes)}"
+                + (f", subject cells weighted {a.subject_weight:g}" if a.subject_weight != 1 else "")
+                + f"; reached stage '{self.stage}' step "
                 f"{self.step}; wall seconds per stage {json.dumps({k: round(v) for k, v in self.wall.items()})}"
                 + (f"; continued from {self.origin}" if self.origin else ""))
 
@@ -436,12 +441,28 @@ def flow_loss(run: Run, cache: dict, stage: str, rng: np.random.Generator, use_l
         ref_ids = [pipeline.reference_ids(16, 16, 16, 16, batch=b)]
     v = models.dit(xt, pipeline.grid_ids(8, 8, batch=b), txt, torch.zeros(b, length, 3), t, y, torch.full((b,), 4.0),
                    refs, ref_ids, style, use_lora=use_lora, txt_key_bias=bias)
-    return F.mse_loss(v, noise - x0)
+    if "mask" not in entry:
+        return F.mse_loss(v, noise - x0)
+    weight = pipeline.pack((1 + (args.subject_weight - 1) * entry["mask"][idx]).expand_as(entry["target"][idx]))
+    return (weight * (v - (noise - x0)) ** 2).sum() / weight.sum()
+
+
+def add_subject_masks(run: Run, cache: dict):
+    """Marks in every cached target the latent cells its subject covers (entry["mask"], [N, 1, H, W]),
+    recomputed from the samples' seeds as build_cache drew them."""
+    for mode_index, mode in enumerate(data.MODES):
+        entry = cache["modes"][mode]
+        side = entry["target"].shape[-1]
+        seeds = [run.args.seed * 10_000_000 + mode_index * 1_000_000 + i for i in range(entry["target"].shape[0])]
+        masks = np.stack([data.subject_mask(seed, mode, side) for seed in seeds])
+        entry["mask"] = torch.from_numpy(masks).float()[:, None]
 
 
 def train_dit(run: Run, stage: str):
     cache = torch.load(run.dir / "cache.pt", map_location="cpu", weights_only=False)
     models, args = run.models, run.args
+    if args.subject_weight != 1:
+        add_subject_masks(run, cache)
     for p in models.parameters():
         p.requires_grad_(False)
     projector = list(models.projector.parameters())
