@@ -306,10 +306,10 @@ def subject_mask(seed: int, mode: str, side: int, held_out: bool = False) -> np.
     """[side, side] booleans: the cells of a side × side grid over the target image that the subject
     of sample (seed, mode) covers (its disk of half-extent r, widened by 10% and half a cell)."""
     _, _, _, content_layout, layout = _draw(seed, mode, held_out)
-    px, py = POSITIONS[(content_layout if mode == "layout" else layout).position]
-    dx, dy, factor = (content_layout if mode == "layout" else layout).jitter
-    size = (content_layout if mode == "layout" else layout).size
-    radius = 1.1 * SIZES[size] * factor / 2 + 0.5 / side
+    target = content_layout if mode == "layout" else layout     # the layout mode restyles the content scene
+    px, py = POSITIONS[target.position]
+    dx, dy, factor = target.jitter
+    radius = 1.1 * SIZES[target.size] * factor / 2 + 0.5 / side
     centres = (np.arange(side) + 0.5) / side
     return (centres[None, :] - (px + dx)) ** 2 + (centres[:, None] - (py + dy)) ** 2 <= radius ** 2
 

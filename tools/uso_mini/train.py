@@ -322,6 +322,11 @@ def train_siglip(run: Run):
 
 
 @torch.no_grad()
+def cached_sample_seed(args, mode_index: int, i: int) -> int:
+    """The data.make_sample seed of the cache's i-th sample of mode data.MODES[mode_index]."""
+    return args.seed * 10_000_000 + mode_index * 1_000_000 + i
+
+
 def build_cache(run: Run):
     models, args = run.models, run.args
     tokenizers = pipeline.Tokenizers(ROOT / "DefaultModel")
@@ -333,7 +338,7 @@ def build_cache(run: Run):
     for mode_index, mode in enumerate(data.MODES):
         rec = records[mode]
         for i in range(args.samples_per_mode):
-            s = data.make_sample(args.seed * 10_000_000 + mode_index * 1_000_000 + i, mode)
+            s = data.make_sample(cached_sample_seed(args, mode_index, i), mode)
             if s.prompt not in prompt_index:
                 prompt_index[s.prompt] = len(prompts)
                 prompts.append(s.prompt)
@@ -453,8 +458,8 @@ def add_subject_masks(run: Run, cache: dict):
     for mode_index, mode in enumerate(data.MODES):
         entry = cache["modes"][mode]
         side = entry["target"].shape[-1]
-        seeds = [run.args.seed * 10_000_000 + mode_index * 1_000_000 + i for i in range(entry["target"].shape[0])]
-        masks = np.stack([data.subject_mask(seed, mode, side) for seed in seeds])
+        masks = np.stack([data.subject_mask(cached_sample_seed(run.args, mode_index, i), mode, side)
+                          for i in range(entry["target"].shape[0])])
         entry["mask"] = torch.from_numpy(masks).float()[:, None]
 
 
