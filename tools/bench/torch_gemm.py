@@ -1,11 +1,12 @@
-"""PyTorch's CPU numbers for the shapes `uso-bench` times, printed as one JSON object per line.
+"""PyTorch's side of `uso-bench gemm|attention`: times one operation per request, so that the
+benchmark can time uso and PyTorch back to back, a fraction of a second apart.
 
-Run by `swift run -c release uso-bench gemm|attention` (it spawns this script), or by hand:
-    python3 tools/bench/torch_gemm.py gemm --repeats 5
-    python3 tools/bench/torch_gemm.py attention --repeats 3
-Each line: {"op": ..., "shape": ..., "dtype": ..., "seconds": best, "gflops": ...}.
+`uso-bench` starts this script and talks to it over stdin/stdout, one line each way:
+    gemm M K N DTYPE          x [M, K] @ weight[N, K]^T, as a linear layer (DTYPE: F32 or BF16)
+    attention L H D DTYPE     scaled-dot-product attention, one batch, H heads of L tokens and D dims
+answered by {"seconds": S} (one timed run; the first request for a shape also warms it up), or
+{"error": ...}. By hand:  echo "gemm 4096 3072 3072 BF16" | python3 tools/bench/torch_gemm.py
 """
-import argparse
 import json
 import sys
 import time
@@ -14,58 +15,45 @@ try:
     import torch
     import torch.nn.functional as F
 except ImportError:
-    print(json.dumps({"error": "torch is not installed"}))
+    print(json.dumps({"error": "torch is not installed"}), flush=True)
     sys.exit(0)
 
 DTYPES = {"F32": torch.float32, "BF16": torch.bfloat16}
 
 
-def best_of(repeats, run):
-    run()  # warm-up: lets oneDNN build its kernels
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
-def gemm(repeats):
-    # Same layout as a linear layer: x [M, K] @ weight[N, K]^T.
-    for m, k, n in [(4096, 3072, 3072), (4096, 3072, 12288)]:
-        for name, dtype in DTYPES.items():
-            generator = torch.Generator().manual_seed(0)
-            x = torch.randn(m, k, generator=generator).to(dtype)
-            w = torch.randn(n, k, generator=generator).to(dtype)
-            seconds = best_of(repeats, lambda: F.linear(x, w))
-            print(json.dumps({"op": "gemm", "shape": f"{m}x{k}@{k}x{n}", "dtype": name,
-                              "seconds": seconds, "gflops": 2 * m * n * k / seconds / 1e9}), flush=True)
-
-
-def attention(repeats, length, heads, dim):
-    for name, dtype in DTYPES.items():
-        generator = torch.Generator().manual_seed(0)
+def operation(request: str):
+    """The timed closure for a request line, with its inputs made once."""
+    op, *sizes, dtype_name = request.split()
+    dtype, sizes = DTYPES[dtype_name], [int(s) for s in sizes]
+    generator = torch.Generator().manual_seed(0)
+    if op == "gemm":
+        m, k, n = sizes
+        x = torch.randn(m, k, generator=generator).to(dtype)
+        w = torch.randn(n, k, generator=generator).to(dtype)
+        return lambda: F.linear(x, w)
+    if op == "attention":
+        length, heads, dim = sizes
         q, k, v = (torch.randn(1, heads, length, dim, generator=generator).to(dtype) for _ in range(3))
-        seconds = best_of(repeats, lambda: F.scaled_dot_product_attention(q, k, v))
-        flops = 4 * heads * length * length * dim
-        print(json.dumps({"op": "attention", "shape": f"L{length}xH{heads}xD{dim}", "dtype": name,
-                          "seconds": seconds, "gflops": flops / seconds / 1e9}), flush=True)
+        return lambda: F.scaled_dot_product_attention(q, k, v)
+    raise ValueError(f"unknown operation '{op}'")
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["gemm", "attention"])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--length", type=int, default=4096)
-    parser.add_argument("--heads", type=int, default=24)
-    parser.add_argument("--dim", type=int, default=128)
-    args = parser.parse_args()
-    torch.set_num_threads(torch.get_num_threads())
+    operations = {}
     with torch.no_grad():
-        if args.mode == "gemm":
-            gemm(args.repeats)
-        else:
-            attention(args.repeats, args.length, args.heads, args.dim)
+        for line in sys.stdin:
+            request = line.strip()
+            try:
+                if request not in operations:
+                    operations[request] = operation(request)
+                    operations[request]()      # warm-up: oneDNN builds its kernels, pages are touched
+                run = operations[request]
+                start = time.perf_counter()
+                run()
+                answer = {"seconds": time.perf_counter() - start}
+            except (ValueError, KeyError) as error:
+                answer = {"error": f"bad request '{request}': {error}"}
+            print(json.dumps(answer), flush=True)
 
 
 if __name__ == "__main__":
