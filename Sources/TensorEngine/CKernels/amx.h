@@ -56,13 +56,22 @@ USO_AMX_TARGET static inline void uso_amx_block(uso_amx_rows a, const uint16_t *
     } else {
         _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
     }
-    for (int64_t s = 0; s < steps; s++) {
-        _tile_loadd(4, a.top + s * a.step, a.row_bytes);
-        _tile_loadd(5, a.bottom + s * a.step, a.row_bytes);
-        _tile_loadd(6, b0 + s * USO_AMX_TILE, 64);
-        _tile_loadd(7, b1 + s * USO_AMX_TILE, 64);
-        _tile_dpbf16ps(0, 4, 6); _tile_dpbf16ps(1, 4, 7);
-        _tile_dpbf16ps(2, 5, 6); _tile_dpbf16ps(3, 5, 7);
+    // Software-pipelined: an operand tile of step s+1 is loaded as soon as the last product of step s
+    // that reads its register has been issued, so the loads overlap the remaining products (loaded
+    // after all four products instead, the block measured 3-5% slower in paired runs).
+    if (steps > 0) {
+        _tile_loadd(4, a.top, a.row_bytes); _tile_loadd(6, b0, 64);
+        _tile_loadd(7, b1, 64); _tile_loadd(5, a.bottom, a.row_bytes);
+    }
+    for (int64_t s = 1; s <= steps; s++) {
+        int more = s < steps;
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        if (more) _tile_loadd(4, a.top + s * a.step, a.row_bytes);
+        _tile_dpbf16ps(2, 5, 6);
+        if (more) _tile_loadd(6, b0 + s * USO_AMX_TILE, 64);
+        _tile_dpbf16ps(3, 5, 7);
+        if (more) { _tile_loadd(5, a.bottom + s * a.step, a.row_bytes); _tile_loadd(7, b1 + s * USO_AMX_TILE, 64); }
     }
     _tile_stored(0, c, cs); _tile_stored(1, c + 16, cs);
     _tile_stored(2, c + 16 * c_stride, cs); _tile_stored(3, c + 16 * c_stride + 16, cs);
