@@ -77,7 +77,7 @@ final class KernelTests: XCTestCase {
             // the output to bf16 (2⁻⁹ relative each), hence the bf16-level bound.
             let expected = Tensor(naiveAttention(q.toFloats(), k.toFloats(), v.toFloats(), lq: lq, lk: lk, heads: heads,
                                                  d: d, dv: dv, scale: 0.3, causal: causal), shape: [lq, heads * dv])
-            for kernels in BF16MatrixKernels.allCases {   // AMX tiles where the processor has them, and oneDNN
+            for kernels in BF16MatrixKernels.allCases {   // AMX tiles where the processor has them, oneDNN, widened F32
                 kernels.select()
                 let ours = attention(query: q, key: k, value: v, scale: 0.3, causal: causal)
                 XCTAssertEqual(ours.dtype, .bf16)
@@ -88,14 +88,15 @@ final class KernelTests: XCTestCase {
 
     func testBF16LinearOnBothKernelsWithUnalignedSizes() {
         // Rows, columns and inputs off the 32-wide blocks and the 256-column panels of the AMX kernel; the
-        // second shape has too few columns to split, so its workers split the rows.
+        // second shape has too few columns to split, so its workers split the rows. The third is widened
+        // to F32 in three blocks of columns (512, 512, 76) on the widening path.
         defer { BF16MatrixKernels.amxTiles.select() }
-        for (rows, inputs, outputs) in [(300, 100, 300), (600, 64, 40)] {
+        for (rows, inputs, outputs) in [(300, 100, 300), (600, 64, 40), (5, 8192, 1100)] {
             let x = Tensor(pseudoRandom(rows * inputs, seed: 30), shape: [rows, inputs], dtype: .bf16)
             let weight = Tensor(pseudoRandom(outputs * inputs, seed: 31), shape: [outputs, inputs], dtype: .bf16)
             let bias = Tensor(pseudoRandom(outputs, seed: 32), shape: [outputs], dtype: .bf16)
             let f32 = linear(x.converted(to: .f32), weight: weight.converted(to: .f32), bias: bias.converted(to: .f32))
-            for kernels in BF16MatrixKernels.allCases {   // AMX tiles where the processor has them, and oneDNN
+            for kernels in BF16MatrixKernels.allCases {   // AMX tiles where the processor has them, oneDNN, widened F32
                 kernels.select()
                 let ours = linear(x, weight: weight, bias: bias)
                 XCTAssertEqual(ours.shape, [rows, outputs])

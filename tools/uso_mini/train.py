@@ -91,8 +91,9 @@ def parse_args():
     p.add_argument("--reuse-from", metavar="RUN",
                    help="start at the DiT stages with the VAE, SigLIP and cache of an earlier run whose settings for "
                         "those stages are the same (they are deterministic, so this equals running them again)")
-    p.add_argument("--continue-from", metavar="RUN",
-                   help="like --reuse-from, but with ALL weights of that run: its DiT stages train on")
+    p.add_argument("--continue-from", metavar="RUN|DIR",
+                   help="like --reuse-from, but with ALL weights of that run: its DiT stages train on; or of an "
+                        "exported model set (a folder with uso-mini.json, e.g. DefaultModel), with --restart-at cache")
     p.add_argument("--restart-at", choices=STAGES, default="base",
                    help="with --continue-from: run the stages from this one on again, starting from that run's weights "
                         "(the cache is rebuilt when this stage comes before it)")
@@ -166,6 +167,8 @@ class Run:
             self.stage, self.step, self.optimizer_state = state["stage"], state["step"], state["optimizer"]
             self.wall, self.origin = state.get("wall", {}), state.get("origin")
             print(f"resuming {args.name}: stage {self.stage}, step {self.step}")
+        elif args.continue_from and (pathlib.Path(args.continue_from) / "uso-mini.json").exists():
+            self.adopt(pathlib.Path(args.continue_from))
         elif args.reuse_from or args.continue_from:
             self.reuse(HERE / "runs" / (args.reuse_from or args.continue_from), everything=bool(args.continue_from))
 
@@ -198,6 +201,21 @@ class Run:
         self.wall = {k: v for k, v in state.get("wall", {}).items() if k in STAGES[:restart]}
         print(f"starting from {'all weights' if everything else 'the vae, siglip and cache stages'} of {other.name}"
               f" at stage {self.stage}")
+        self.save()
+
+    def adopt(self, model_dir: pathlib.Path):
+        """Every weight of an exported model set (DefaultModel/, BF16 widened to F32), then the stages from
+        --restart-at on: training goes on from a shipped model on any machine, without its run folder. An
+        export holds no latent cache, so the restart is at 'cache' at the latest."""
+        restart = STAGES.index(self.args.restart_at)
+        if restart > STAGES.index("cache"):
+            sys.exit(f"{model_dir} is an exported model set, which has no latent cache: use --restart-at cache")
+        self.models.load_state_dict(pipeline.load_model_dir(model_dir).state_dict())
+        readme = (model_dir / "README.md").read_text() if (model_dir / "README.md").exists() else ""
+        provenance = next((line[len("Provenance: "):] for line in readme.splitlines() if line.startswith("Provenance: ")), "")
+        self.origin = f"the model set in {model_dir} ({provenance})"
+        self.stage = STAGES[restart]
+        print(f"starting from every weight of {model_dir} at stage {self.stage}")
         self.save()
 
     def save(self, optimizer=None):

@@ -10,8 +10,10 @@
 // packed B tile (16 value pairs × 16 columns) is USO_AMX_TILE elements.
 enum { USO_AMX_STEP = 32, USO_AMX_TILE = 512 };
 
-// Whether AMX-BF16 can run here: processor support, and the OS granted the tile state.
+// Whether AMX-BF16 can run here: processor support, the OS granted the tile state, and it is not
+// switched off (uso_set_amx(0), through uso_select_bf16_kernels).
 int uso_amx_available(void);
+void uso_set_amx(int enabled);
 
 static inline int64_t uso_round_up(int64_t x, int64_t to) { return (x + to - 1) / to * to; }
 

@@ -1,5 +1,6 @@
 // Matrix products: BF16 (bf16 inputs, f32 accumulation, as PyTorch on CPU) on our AMX kernel for
-// linear layers (gemm_amx.c), on oneDNN's matmul primitive otherwise; F32 on OpenBLAS sgemm (or
+// linear layers (gemm_amx.c), on oneDNN's matmul primitive otherwise, and widened to F32 for sgemm
+// where oneDNN has no bf16 matmul (processors without AVX-512); F32 on OpenBLAS sgemm (or
 // oneDNN, selectable for benchmarks). oneDNN primitives are cached by shape, strides and types.
 #include "amx.h"
 #include "ckernels.h"
@@ -156,7 +157,80 @@ static int blas_gemm(const gemm_key *key, const float *a, const float *b, float 
     return 0;
 }
 
+// oneDNN 2.6 runs bf16 products only on AVX-512 processors; elsewhere (AVX2 machines) it creates no
+// primitive for them. Asked once, with a small product.
+static int onednn_bf16;
+static pthread_once_t onednn_bf16_once = PTHREAD_ONCE_INIT;
+static void probe_onednn_bf16(void) {
+    pthread_once(&engine_once, create_engine);
+    gemm_key key = {16, 16, 16, 16, 1, 1, 16, 16, USO_BF16, USO_BF16, USO_F32, 0, 1};
+    gemm_descs d;
+    onednn_bf16 = engine && describe(&key, &d) == 0 && cached_primitive(&key, &d) != NULL;
+}
+
+// A half-precision operand [rows, cols] as F32 in the same orientation: lines along its unit-stride
+// axis, so sgemm reads it as it would have read the original; *rs and *cs become the copy's strides.
+static float *widened(const void *x, int dtype, int64_t rows, int64_t cols, int64_t *rs, int64_t *cs) {
+    int by_rows = *cs == 1;
+    if (!by_rows && *rs != 1) return NULL;
+    int64_t lines = by_rows ? rows : cols, length = by_rows ? cols : rows, stride = by_rows ? *rs : *cs;
+    float *copy = malloc(sizeof(float) * (size_t)(lines * length));
+    if (!copy) return NULL;
+    for (int64_t i = 0; i < lines; i++)
+        uso_convert((const char *)x + (size_t)(i * stride) * uso_dtype_size(dtype), dtype, copy + i * length,
+                    USO_F32, (size_t)length);
+    *rs = by_rows ? cols : 1;
+    *cs = by_rows ? 1 : rows;
+    return copy;
+}
+
+// BF16/F16 products where neither AMX nor oneDNN runs them: the operands widened to F32 (exact) and
+// multiplied by sgemm, which is bf16 inputs with f32 accumulation, as on the other paths. B and C go
+// a block of columns at a time, so the widened copies stay small beside the operands.
+static int widened_gemm(const gemm_key *key, const void *a, const void *b, void *c, const float *bias) {
+    gemm_key part = *key;
+    float *wide_a = key->a_dtype == USO_F32 ? NULL : widened(a, key->a_dtype, key->m, key->k, &part.a_rs, &part.a_cs);
+    if (key->a_dtype != USO_F32 && !wide_a) return 7;
+    int64_t block = (int64_t)(4 << 20) / (key->k > key->m ? key->k : key->m);
+    block = block < 16 ? 16 : block;
+    size_t b_size = uso_dtype_size(key->b_dtype), c_size = uso_dtype_size(key->c_dtype);
+    int status = 0;
+    for (int64_t n0 = 0; n0 < key->n && status == 0; n0 += block) {
+        part.n = key->n - n0 < block ? key->n - n0 : block;
+        part.b_rs = key->b_rs;
+        part.b_cs = key->b_cs;
+        const void *b_part = (const char *)b + (size_t)(n0 * key->b_cs) * b_size;
+        float *wide_b = key->b_dtype == USO_F32 ? NULL : widened(b_part, key->b_dtype, key->k, part.n, &part.b_rs, &part.b_cs);
+        float *wide_c = key->c_dtype == USO_F32 ? NULL : malloc(sizeof(float) * (size_t)(key->m * part.n));
+        part.c_rs = wide_c ? part.n : key->c_rs;
+        char *c_part = (char *)c + (size_t)n0 * c_size;
+        if ((key->b_dtype != USO_F32 && !wide_b) || (key->c_dtype != USO_F32 && !wide_c)) status = 7;
+        else status = blas_gemm(&part, wide_a ? wide_a : a, wide_b ? wide_b : b_part, wide_c ? wide_c : (float *)c_part,
+                                bias ? bias + n0 : NULL);
+        for (int64_t i = 0; wide_c && status == 0 && i < key->m; i++)
+            uso_convert(wide_c + i * part.n, USO_F32, c_part + (size_t)(i * key->c_rs) * c_size, key->c_dtype,
+                        (size_t)part.n);
+        free(wide_b);
+        free(wide_c);
+    }
+    free(wide_a);
+    return status;
+}
+
 enum { AMX_MIN_ROWS = 128 };
+
+static int bf16_choice;
+void uso_select_bf16_kernels(int kernels) {
+    bf16_choice = kernels;
+    uso_set_amx(kernels == 0);
+}
+
+static int widens_bf16(void) {
+    pthread_once(&onednn_bf16_once, probe_onednn_bf16);
+    return bf16_choice == 2 || !onednn_bf16;
+}
+
+int uso_bf16_gemm_path(void) { return uso_amx_available() ? 0 : widens_bf16() ? 2 : 1; }
 
 int uso_gemm(int64_t m, int64_t n, int64_t k,
              const void *a, int a_dtype, int64_t a_rs, int64_t a_cs,
@@ -175,6 +249,7 @@ int uso_gemm(int64_t m, int64_t n, int64_t k,
     if (a_dtype == USO_BF16 && b_dtype == USO_BF16 && (c_dtype == USO_F32 || c_dtype == USO_BF16) && a_cs == 1 &&
         b_rs == 1 && m >= AMX_MIN_ROWS && uso_amx_available())
         return uso_gemm_amx(m, n, k, a, a_rs, b, b_cs, c, c_dtype, c_rs, bias, m * n * k < (1 << 22) ? 1 : key.threads);
+    if (!all_f32 && widens_bf16()) return widened_gemm(&key, a, b, c, bias);
     return onednn_matmul(&key, a, b, c, bias);
 }
 

@@ -85,9 +85,13 @@ int uso_gemm(int64_t m, int64_t n, int64_t k,
 int uso_linear(int64_t rows, int64_t in_features, int64_t out_features,
                const void *x, int compute, const void *weight, int w_dtype,
                const float *bias, void *y, int y_dtype);
-// BF16 attention and linear-layer products run on AMX tiles where the processor has them (amx.h);
-// 0 switches that off (oneDNN then runs the products), for tests and benchmarks.
-void uso_set_amx(int enabled);
+// What runs BF16 products (linear layers and attention): 0 = AMX tiles where the processor has them
+// (the default), 1 = oneDNN's matmul, 2 = the operands widened to F32 for OpenBLAS. A choice the
+// processor cannot run falls to the next one (oneDNN 2.6 has no bf16 matmul without AVX-512). For
+// tests and benchmarks.
+void uso_select_bf16_kernels(int kernels);
+// What a large BF16 linear-layer product runs on now, numbered as above.
+int uso_bf16_gemm_path(void);
 // The F32 GEMM engine: 0 = OpenBLAS (default), 1 = oneDNN. For benchmarks.
 void uso_set_f32_gemm_engine(int engine);
 // oneDNN's thread count for GEMMs started from the calling thread (OpenMP's per-thread setting).
