@@ -104,7 +104,7 @@ enum KernelBench {
     }
 
     static func row(_ cells: [String]) -> String {
-        zip(cells, [22, 15, 13, 15, 11, 0]).map { $0.padding(toLength: max($1, $0.count + 1), withPad: " ", startingAt: 0) }
+        zip(cells, [22, 20, 13, 15, 11, 0]).map { $0.padding(toLength: max($1, $0.count + 1), withPad: " ", startingAt: 0) }
             .joined()
     }
 

@@ -2,7 +2,8 @@
 // a running row maximum, running sum and rescaled output (online softmax). Scores never exist for
 // more than one key block. Callers run work items in parallel, so the products inside run
 // single-threaded: BF16 on oneDNN (bf16 inputs, f32 accumulation; the probabilities are rounded
-// to BF16 before P·V, as PyTorch's CPU flash attention does), F32 on OpenBLAS sgemm. Where the
+// to BF16 before P·V, as PyTorch's CPU flash attention does), or decoded to F32 for OpenBLAS where
+// oneDNN has no bf16 matmul (same numerics); F32 on OpenBLAS sgemm. Where the
 // processor has AMX, BF16 runs instead on tiles inline (attention_amx.c), same numerics.
 #include "amx.h"
 #include "rows.h"
@@ -30,36 +31,36 @@ static const float *head_rows(const void *x, int dtype, int64_t heads, int64_t w
 
 typedef struct {
     const void *q, *k, *v;
-    int dtype;            // F32 or BF16 run natively; other types are decoded to F32
+    int dtype;            // F32, or BF16 (native, or decoded like the other types, which are decoded to F32)
+    int native_bf16;      // BF16 products as BF16 where oneDNN runs them; elsewhere the inputs are decoded
+                          // (what the widening GEMM would do, without a copy per product), same numerics
     int64_t heads, d, dv;
+    const float *q_rows; int64_t ldq;     // the work item's query rows as F32 (decoded path)
     float *q_block, *k_block, *v_block;   // F32 decode scratch
     uint16_t *probabilities;              // BF16 copy of a score block
     float *product;                       // P·V of one key block (BF16 path)
 } products;
 
-static int native_bf16(const products *p) { return p->dtype == USO_BF16; }
-
 // scores[bq, bk] (leading dimension KB) = q rows · k rowsᵀ, times `scale` (applied here for F32,
 // by the caller for BF16).
 static int score_block(products *p, int64_t h, int64_t i0, int64_t bq, int64_t j0, int64_t bk, float scale,
                        float *scores) {
-    if (native_bf16(p)) {
+    if (p->native_bf16) {
         const uint16_t *q = (const uint16_t *)p->q + (i0 * p->heads + h) * p->d;
         const uint16_t *k = (const uint16_t *)p->k + (j0 * p->heads + h) * p->d;
         return uso_gemm(bq, bk, p->d, q, USO_BF16, p->heads * p->d, 1, k, USO_BF16, 1, p->heads * p->d,
                         scores, USO_F32, KB, NULL);
     }
-    int64_t ldq, ldk;
-    const float *q = head_rows(p->q, p->dtype, p->heads, p->d, h, i0, bq, p->q_block, &ldq);
+    int64_t ldk;
     const float *k = head_rows(p->k, p->dtype, p->heads, p->d, h, j0, bk, p->k_block, &ldk);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)bq, (blasint)bk, (blasint)p->d, scale,
-                q, (blasint)ldq, k, (blasint)ldk, 0.0f, scores, KB);
+                p->q_rows, (blasint)p->ldq, k, (blasint)ldk, 0.0f, scores, KB);
     return 0;
 }
 
 // acc[bq, dv] += probabilities[bq, bk] · v rows.
-static int accumulate_values(products *p, int64_t h, int64_t j0, int64_t bq, int64_t bk, const float *scores, float *acc) {
-    if (native_bf16(p)) {
+static int accumulate_values(products *p, int64_t h, int64_t j0, int64_t bq, int64_t bk, float *scores, float *acc) {
+    if (p->native_bf16) {
         for (int64_t r = 0; r < bq; r++) uso_f32_to_bf16(scores + r * KB, p->probabilities + r * KB, (size_t)bk);
         const uint16_t *v = (const uint16_t *)p->v + (j0 * p->heads + h) * p->dv;
         int status = uso_gemm(bq, p->dv, bk, p->probabilities, USO_BF16, KB, 1, v, USO_BF16, p->heads * p->dv, 1,
@@ -67,6 +68,11 @@ static int accumulate_values(products *p, int64_t h, int64_t j0, int64_t bq, int
         for (int64_t i = 0; i < bq * p->dv; i++) acc[i] += p->product[i];
         return status;
     }
+    if (p->dtype == USO_BF16)   // decoded BF16: probabilities rounded to BF16, as on the native path
+        for (int64_t r = 0; r < bq; r++) {
+            uso_f32_to_bf16(scores + r * KB, p->probabilities, (size_t)bk);
+            uso_bf16_to_f32(p->probabilities, scores + r * KB, (size_t)bk);
+        }
     int64_t ldv;
     const float *v = head_rows(p->v, p->dtype, p->heads, p->dv, h, j0, bk, p->v_block, &ldv);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)bq, (blasint)p->dv, (blasint)bk, 1.0f,
@@ -85,7 +91,7 @@ int uso_attention_items(const void *q, const void *k, const void *v, int in_dtyp
     size_t floats = (size_t)(QB * d + KB * d + KB * dv + QB * KB + 2 * QB * dv + 2 * QB + KB + QB * KB / 2);
     float *buffer = malloc(sizeof(float) * floats);
     if (!buffer) return 1;
-    products p = {q, k, v, in_dtype, heads, d, dv};
+    products p = {q, k, v, in_dtype, in_dtype == USO_BF16 && uso_bf16_gemm_path() != 2, heads, d, dv};
     p.q_block = buffer;
     p.k_block = p.q_block + QB * d;
     p.v_block = p.k_block + KB * d;
@@ -93,7 +99,7 @@ int uso_attention_items(const void *q, const void *k, const void *v, int in_dtyp
     p.product = acc + QB * dv;
     float *row_max = p.product + QB * dv, *row_sum = row_max + QB, *bias_row = row_sum + QB;
     p.probabilities = (uint16_t *)(bias_row + KB);
-    float post_scale = native_bf16(&p) ? scale : 1.0f;
+    float post_scale = p.native_bf16 ? scale : 1.0f;
     int saved_threads = uso_gemm_threads(), status = 0;
     uso_set_gemm_threads(1);
 
@@ -103,6 +109,7 @@ int uso_attention_items(const void *q, const void *k, const void *v, int in_dtyp
         int64_t key_end = causal ? (i0 + bq < lk ? i0 + bq : lk) : lk;
         for (int64_t r = 0; r < bq; r++) { row_max[r] = -INFINITY; row_sum[r] = 0; }
         memset(acc, 0, sizeof(float) * (size_t)(bq * dv));
+        if (!p.native_bf16) p.q_rows = head_rows(q, in_dtype, heads, d, h, i0, bq, p.q_block, &p.ldq);
 
         for (int64_t j0 = 0; j0 < key_end && status == 0; j0 += KB) {
             int64_t bk = key_end - j0 < KB ? key_end - j0 : KB;

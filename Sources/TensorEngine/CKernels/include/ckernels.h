@@ -104,7 +104,7 @@ void uso_set_gemm_threads(int n);
 // blocks = ceil(Lq / USO_ATTENTION_QUERY_BLOCK). q [Lq, H, D], k [Lk, H, D], v [Lk, H, Dv] in
 // `in_dtype`; bias [H, Lq, Lk] or NULL; out [Lq, H·Dv] in `out_dtype`. Memory per call is
 // O(block·(D + Dv + key block)), never Lq·Lk. Returns 0, or nonzero if scratch memory is refused.
-enum { USO_ATTENTION_QUERY_BLOCK = 256, USO_ATTENTION_KEY_BLOCK = 1024 };
+enum { USO_ATTENTION_QUERY_BLOCK = 256, USO_ATTENTION_KEY_BLOCK = 256 };
 int uso_attention_items(const void *q, const void *k, const void *v, int in_dtype,
                         const void *bias, int bias_dtype, void *out, int out_dtype,
                         int64_t lq, int64_t lk, int64_t heads, int64_t d, int64_t dv,
