@@ -168,11 +168,11 @@ static void probe_onednn_bf16(void) {
     onednn_bf16 = engine && describe(&key, &d) == 0 && cached_primitive(&key, &d) != NULL;
 }
 
-// A half-precision operand [rows, cols] as F32 in the same orientation: lines along its unit-stride
-// axis, so sgemm reads it as it would have read the original; *rs and *cs become the copy's strides.
+// A half-precision operand [rows, cols] with a unit stride on one axis, as F32 in the same orientation:
+// lines along that axis, so sgemm reads it as it would have read the original; *rs and *cs become
+// the copy's strides. NULL when memory is exhausted.
 static float *widened(const void *x, int dtype, int64_t rows, int64_t cols, int64_t *rs, int64_t *cs) {
     int by_rows = *cs == 1;
-    if (!by_rows && *rs != 1) return NULL;
     int64_t lines = by_rows ? rows : cols, length = by_rows ? cols : rows, stride = by_rows ? *rs : *cs;
     float *copy = malloc(sizeof(float) * (size_t)(lines * length));
     if (!copy) return NULL;
@@ -188,6 +188,7 @@ static float *widened(const void *x, int dtype, int64_t rows, int64_t cols, int6
 // multiplied by sgemm, which is bf16 inputs with f32 accumulation, as on the other paths. B and C go
 // a block of columns at a time, so the widened copies stay small beside the operands.
 static int widened_gemm(const gemm_key *key, const void *a, const void *b, void *c, const float *bias) {
+    if ((key->a_cs != 1 && key->a_rs != 1) || (key->b_cs != 1 && key->b_rs != 1)) return 5;   // as blas_gemm
     gemm_key part = *key;
     float *wide_a = key->a_dtype == USO_F32 ? NULL : widened(a, key->a_dtype, key->m, key->k, &part.a_rs, &part.a_cs);
     if (key->a_dtype != USO_F32 && !wide_a) return 7;
