@@ -261,8 +261,12 @@ int uso_linear(int64_t rows, int64_t in_features, int64_t out_features,
     if (w_dtype == compute)
         return uso_gemm(rows, out_features, in_features, x, compute, in_features, 1,
                         weight, compute, 1, in_features, y, y_dtype, out_features, bias);
-    // Other weight types are widened a block of output rows at a time (~8 MB of scratch).
-    size_t compute_size = uso_dtype_size(compute);
+    // Other weight types are widened a block of output rows at a time (~8 MB of scratch). F8 values are
+    // exact in BF16 and F32 alike, so where BF16 products are widened to F32 anyway, F8 goes straight
+    // to F32 rather than being converted twice.
+    int exact_in_bf16 = w_dtype == USO_F8E4M3 || w_dtype == USO_F8E5M2;
+    int widened_type = compute == USO_BF16 && exact_in_bf16 && widens_bf16() ? USO_F32 : compute;
+    size_t compute_size = uso_dtype_size(widened_type);
     int64_t block = (int64_t)((8u << 20) / compute_size) / (in_features > 0 ? in_features : 1);
     block = block < 64 ? 64 : block / 64 * 64;
     if (block > out_features) block = out_features;
@@ -272,8 +276,8 @@ int uso_linear(int64_t rows, int64_t in_features, int64_t out_features,
     for (int64_t n0 = 0; n0 < out_features && status == 0; n0 += block) {
         int64_t count = out_features - n0 < block ? out_features - n0 : block;
         uso_convert((const char *)weight + (size_t)(n0 * in_features) * uso_dtype_size(w_dtype), w_dtype,
-                    scratch, compute, (size_t)(count * in_features));
-        status = uso_gemm(rows, count, in_features, x, compute, in_features, 1, scratch, compute, 1, in_features,
+                    scratch, widened_type, (size_t)(count * in_features));
+        status = uso_gemm(rows, count, in_features, x, compute, in_features, 1, scratch, widened_type, 1, in_features,
                           (char *)y + (size_t)n0 * uso_dtype_size(y_dtype), y_dtype, out_features,
                           bias ? bias + n0 : NULL);
     }
