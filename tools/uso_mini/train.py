@@ -82,7 +82,8 @@ def parse_args():
     p.add_argument("--base-steps", type=int, default=6000)
     p.add_argument("--align-steps", type=int, default=300)
     p.add_argument("--lora-steps", type=int, default=1500)
-    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--batch", type=int, default=8, help="DiT batch (the base, align and LoRA stages)")
+    p.add_argument("--siglip-batch", type=int, default=8)
     p.add_argument("--checkpoint-every", type=int, default=100)
     p.add_argument("--vae-batch", type=int, default=8)
     p.add_argument("--vae-lr", type=float, default=1e-3, help="peak learning rate of the VAE stage")
@@ -172,9 +173,10 @@ class Run:
         elif args.reuse_from or args.continue_from:
             self.reuse(HERE / "runs" / (args.reuse_from or args.continue_from), everything=bool(args.continue_from))
 
-    EARLY_SETTINGS = ("seed", "vae_steps", "vae_batch", "vae_crop", "vae_lr", "siglip_steps", "batch", "samples_per_mode",
-                      "style_pool")
-    ADDED_SETTINGS = {"vae_lr": 1e-3}   # settings newer than some runs, at the value those runs used
+    EARLY_SETTINGS = ("seed", "vae_steps", "vae_batch", "vae_crop", "vae_lr", "siglip_steps", "siglip_batch",
+                      "samples_per_mode", "style_pool")
+    # settings newer than some runs, at the value those runs used (their SigLIP stage took --batch, always 8)
+    ADDED_SETTINGS = {"vae_lr": 1e-3, "siglip_batch": 8}
 
     def reuse(self, other: pathlib.Path, everything: bool):
         """Take the VAE, SigLIP tower and cache of `other` (frozen after their stages), and with `everything`
@@ -321,7 +323,7 @@ def train_siglip(run: Run):
     torch.nn.init.zeros_(head.weight)
 
     def loss_fn(rng):
-        styles = rng.integers(0, len(data.STYLE_NAMES), run.args.batch)
+        styles = rng.integers(0, len(data.STYLE_NAMES), run.args.siglip_batch)
         scenes = [data.abstract_scene(rng) if rng.random() < 0.5 else
                   data.render(data.SUBJECTS[int(rng.integers(len(data.SUBJECTS)))], data.random_layout(rng))
                   for _ in styles]
