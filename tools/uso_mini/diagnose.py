@@ -85,7 +85,7 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     state = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
-    models = USOMini(MiniConfig(), seed=0)
+    models = USOMini(MiniConfig(**state["config"]), seed=0)
     models.load_state_dict(state["models"])
     models.eval()
     print(f"{args.checkpoint}: stage '{state['stage']}', step {state['step']}")

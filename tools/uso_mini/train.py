@@ -87,6 +87,7 @@ def parse_args():
     p.add_argument("--checkpoint-every", type=int, default=100)
     p.add_argument("--vae-batch", type=int, default=8)
     p.add_argument("--vae-lr", type=float, default=1e-3, help="peak learning rate of the VAE stage")
+    p.add_argument("--base-lr", type=float, default=5e-4, help="peak learning rate of the base DiT stage")
     p.add_argument("--vae-crop", type=int, default=64, help="training crop side (multiple of 8, at most 128)")
     p.add_argument("--threads", type=int, default=1, help="1 is fastest on a busy machine; 2 on an idle one")
     p.add_argument("--reuse-from", metavar="RUN",
@@ -158,12 +159,12 @@ class Run:
         self.dir = HERE / "runs" / args.name
         self.dir.mkdir(parents=True, exist_ok=True)
         self.state_path = self.dir / "state.pt"
-        torch.manual_seed(args.seed)
         self.models = USOMini(MiniConfig(), seed=args.seed)
         self.stage, self.step, self.optimizer_state = STAGES[0], 0, None
         self.wall, self.origin = {}, None
         if self.state_path.exists():
             state = torch.load(self.state_path, map_location="cpu", weights_only=False)
+            self.models = USOMini(MiniConfig(**state["config"]), seed=args.seed)   # the sizes it was made with
             self.models.load_state_dict(state["models"])
             self.stage, self.step, self.optimizer_state = state["stage"], state["step"], state["optimizer"]
             self.wall, self.origin = state.get("wall", {}), state.get("origin")
@@ -193,6 +194,9 @@ class Run:
         reached = STAGES.index(state["stage"]) if state["stage"] in STAGES else len(STAGES)
         if reached < restart:
             sys.exit(f"{other.name} has not finished the stages to take from it (it is at '{state['stage']}')")
+        # the sizes of the parts taken (all of them, or the frozen VAE and SigLIP); the rest as configured now
+        sizes = {k: v for k, v in state["config"].items() if everything or k.startswith(("vae_", "siglip_"))}
+        self.models = USOMini(MiniConfig(**{**MiniConfig().to_json(), **sizes}), seed=self.args.seed)
         taken = {k: v for k, v in state["models"].items() if everything or k.startswith(("vae.", "siglip."))}
         self.models.load_state_dict(taken, strict=False)
         self.origin = f"{other.name}, stages from '{STAGES[restart]}' on run again ({state['provenance']})" if everything else None
@@ -212,7 +216,7 @@ class Run:
         restart = STAGES.index(self.args.restart_at)
         if restart > STAGES.index("cache"):
             sys.exit(f"{model_dir} is an exported model set, which has no latent cache: use --restart-at cache")
-        self.models.load_state_dict(pipeline.load_model_dir(model_dir).state_dict())
+        self.models = pipeline.load_model_dir(model_dir)
         readme = (model_dir / "README.md").read_text() if (model_dir / "README.md").exists() else ""
         provenance = next((line[len("Provenance: "):] for line in readme.splitlines() if line.startswith("Provenance: ")), "")
         self.origin = f"the model set in {model_dir} ({provenance})"
@@ -235,6 +239,7 @@ class Run:
                 f"{a.samples_per_mode} cached samples per mode, {a.timesteps} t, modes base {shares(a.base_modes)} "
                 f"LoRA {shares(a.lora_modes)}"
                 + (f", subject cells weighted {a.subject_weight:g}" if a.subject_weight != 1 else "")
+                + (f", base lr {a.base_lr:g}" if a.base_lr != 5e-4 else "")
                 + f"; reached stage '{self.stage}' step "
                 f"{self.step}; wall seconds per stage {json.dumps({k: round(v) for k, v in self.wall.items()})}"
                 + (f"; continued from {self.origin}" if self.origin else ""))
@@ -492,7 +497,7 @@ def train_dit(run: Run, stage: str):
         p.requires_grad_(False)
     projector = list(models.projector.parameters())
     if stage == "base":
-        params, total, lr, lora = models.dit.base_parameters() + projector, args.base_steps, 5e-4, False
+        params, total, lr, lora = models.dit.base_parameters() + projector, args.base_steps, args.base_lr, False
     elif stage == "align":
         params, total, lr, lora = projector, args.align_steps, 3e-4, False
     else:
