@@ -18,7 +18,7 @@ Flow matching as the reference samples: x_t = (1−t)·x0 + t·ε, the DiT predi
 uniform (or, with --timesteps logit-normal, shifted like the 128x128 schedule). T5 and CLIP stay frozen
 (random); their padding is computed exactly in compact form (model.compact_text).
 
-  nice -n 10 python3 tools/uso_mini/train.py --name main              # full run (~1 h on 2 idle cores)
+  nice -n 10 python3 tools/uso_mini/train.py --name main              # every stage at the defaults (1-1.5 h)
   nice -n 10 python3 tools/uso_mini/train.py --name smoke --quick     # a few steps of every stage
   python3 tools/uso_mini/export.py --checkpoint tools/uso_mini/runs/main/state.pt
 """
