@@ -43,6 +43,7 @@ from model import MiniConfig, USOMini  # noqa: E402
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 STAGES = ("vae", "siglip", "cache", "base", "align", "lora")
+BASE_LR = 5e-4     # the base stage's peak learning rate unless --base-lr says otherwise
 MODE_WEIGHTS = {
     "base": {"t2i": 0.3, "subject": 0.175, "style": 0.175, "subject_style": 0.175, "layout": 0.175},
     "align": {"style": 1.0},
@@ -87,7 +88,7 @@ def parse_args():
     p.add_argument("--checkpoint-every", type=int, default=100)
     p.add_argument("--vae-batch", type=int, default=8)
     p.add_argument("--vae-lr", type=float, default=1e-3, help="peak learning rate of the VAE stage")
-    p.add_argument("--base-lr", type=float, default=5e-4, help="peak learning rate of the base DiT stage")
+    p.add_argument("--base-lr", type=float, default=BASE_LR, help="peak learning rate of the base DiT stage")
     p.add_argument("--vae-crop", type=int, default=64, help="training crop side (multiple of 8, at most 128)")
     p.add_argument("--threads", type=int, default=1, help="1 is fastest on a busy machine; 2 on an idle one")
     p.add_argument("--reuse-from", metavar="RUN",
@@ -159,7 +160,6 @@ class Run:
         self.dir = HERE / "runs" / args.name
         self.dir.mkdir(parents=True, exist_ok=True)
         self.state_path = self.dir / "state.pt"
-        self.models = USOMini(MiniConfig(), seed=args.seed)
         self.stage, self.step, self.optimizer_state = STAGES[0], 0, None
         self.wall, self.origin = {}, None
         if self.state_path.exists():
@@ -173,6 +173,8 @@ class Run:
             self.adopt(pathlib.Path(args.continue_from))
         elif args.reuse_from or args.continue_from:
             self.reuse(HERE / "runs" / (args.reuse_from or args.continue_from), everything=bool(args.continue_from))
+        else:
+            self.models = USOMini(MiniConfig(), seed=args.seed)
 
     EARLY_SETTINGS = ("seed", "vae_steps", "vae_batch", "vae_crop", "vae_lr", "siglip_steps", "siglip_batch",
                       "samples_per_mode", "style_pool")
@@ -196,7 +198,7 @@ class Run:
             sys.exit(f"{other.name} has not finished the stages to take from it (it is at '{state['stage']}')")
         # the sizes of the parts taken (all of them, or the frozen VAE and SigLIP); the rest as configured now
         sizes = {k: v for k, v in state["config"].items() if everything or k.startswith(("vae_", "siglip_"))}
-        self.models = USOMini(MiniConfig(**{**MiniConfig().to_json(), **sizes}), seed=self.args.seed)
+        self.models = USOMini(MiniConfig(**sizes), seed=self.args.seed)
         taken = {k: v for k, v in state["models"].items() if everything or k.startswith(("vae.", "siglip."))}
         self.models.load_state_dict(taken, strict=False)
         self.origin = f"{other.name}, stages from '{STAGES[restart]}' on run again ({state['provenance']})" if everything else None
@@ -239,7 +241,7 @@ class Run:
                 f"{a.samples_per_mode} cached samples per mode, {a.timesteps} t, modes base {shares(a.base_modes)} "
                 f"LoRA {shares(a.lora_modes)}"
                 + (f", subject cells weighted {a.subject_weight:g}" if a.subject_weight != 1 else "")
-                + (f", base lr {a.base_lr:g}" if a.base_lr != 5e-4 else "")
+                + (f", base lr {a.base_lr:g}" if a.base_lr != BASE_LR else "")
                 + f"; reached stage '{self.stage}' step "
                 f"{self.step}; wall seconds per stage {json.dumps({k: round(v) for k, v in self.wall.items()})}"
                 + (f"; continued from {self.origin}" if self.origin else ""))
