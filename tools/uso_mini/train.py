@@ -18,7 +18,7 @@ Flow matching as the reference samples: x_t = (1−t)·x0 + t·ε, the DiT predi
 uniform (or, with --timesteps logit-normal, shifted like the 128x128 schedule). T5 and CLIP stay frozen
 (random); their padding is computed exactly in compact form (model.compact_text).
 
-  nice -n 10 python3 tools/uso_mini/train.py --name main              # every stage at the defaults (1-1.5 h)
+  python3 tools/uso_mini/train.py --name main --threads 2    # every stage at the defaults: 65 min on 2 idle cores
   nice -n 10 python3 tools/uso_mini/train.py --name smoke --quick     # a few steps of every stage
   python3 tools/uso_mini/export.py --checkpoint tools/uso_mini/runs/main/state.pt
 """
@@ -43,11 +43,11 @@ from model import MiniConfig, USOMini  # noqa: E402
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 STAGES = ("vae", "siglip", "cache", "base", "align", "lora")
-BASE_LR = 5e-4     # the base stage's peak learning rate unless --base-lr says otherwise
+BASE_LR = 2e-3     # the base stage's peak learning rate unless --base-lr says otherwise (5e-4 up to r17)
 MODE_WEIGHTS = {
-    "base": {"t2i": 0.3, "subject": 0.175, "style": 0.175, "subject_style": 0.175, "layout": 0.175},
+    "base": {"t2i": 0.25, "subject": 0.25, "subject_style": 0.35, "layout": 0.15},
     "align": {"style": 1.0},
-    "lora": {"t2i": 0.1, "subject": 0.225, "style": 0.225, "subject_style": 0.225, "layout": 0.225},
+    "lora": {"t2i": 0.1, "subject": 0.25, "style": 0.1, "subject_style": 0.35, "layout": 0.2},
 }
 
 
@@ -76,18 +76,18 @@ def parse_args():
     p.add_argument("--name", default="main")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="a few steps per stage (smoke test)")
-    p.add_argument("--vae-steps", type=int, default=500)
+    p.add_argument("--vae-steps", type=int, default=800)
     p.add_argument("--siglip-steps", type=int, default=300)
     p.add_argument("--samples-per-mode", type=int, default=800)
     p.add_argument("--style-pool", type=int, default=24, help="style images per style")
-    p.add_argument("--base-steps", type=int, default=6000)
-    p.add_argument("--align-steps", type=int, default=300)
-    p.add_argument("--lora-steps", type=int, default=1500)
-    p.add_argument("--batch", type=int, default=8, help="DiT batch (the base, align and LoRA stages)")
+    p.add_argument("--base-steps", type=int, default=4500)
+    p.add_argument("--align-steps", type=int, default=100)
+    p.add_argument("--lora-steps", type=int, default=400)
+    p.add_argument("--batch", type=int, default=16, help="DiT batch (the base, align and LoRA stages)")
     p.add_argument("--siglip-batch", type=int, default=8)
     p.add_argument("--checkpoint-every", type=int, default=100)
     p.add_argument("--vae-batch", type=int, default=8)
-    p.add_argument("--vae-lr", type=float, default=1e-3, help="peak learning rate of the VAE stage")
+    p.add_argument("--vae-lr", type=float, default=5e-4, help="peak learning rate of the VAE stage")
     p.add_argument("--base-lr", type=float, default=BASE_LR, help="peak learning rate of the base DiT stage")
     p.add_argument("--vae-crop", type=int, default=64, help="training crop side (multiple of 8, at most 128)")
     p.add_argument("--threads", type=int, default=1, help="1 is fastest on a busy machine; 2 on an idle one")
@@ -105,7 +105,7 @@ def parse_args():
                         "(normalised; modes: " + ", ".join(data.MODES) + ")")
     p.add_argument("--lora-modes", type=mode_weights, default=MODE_WEIGHTS["lora"], metavar="MODE=W,...",
                    help="the same for the LoRA stage")
-    p.add_argument("--subject-weight", type=float, default=1.0,
+    p.add_argument("--subject-weight", type=float, default=8.0,
                    help="loss weight of the latent cells the subject covers (the rest weigh 1): the subject is "
                         "10-30%% of the image, so unweighted its identity hardly moves the loss")
     p.add_argument("--timesteps", choices=("uniform", "logit-normal"), default="uniform",
@@ -241,7 +241,7 @@ class Run:
                 f"{a.samples_per_mode} cached samples per mode, {a.timesteps} t, modes base {shares(a.base_modes)} "
                 f"LoRA {shares(a.lora_modes)}"
                 + (f", subject cells weighted {a.subject_weight:g}" if a.subject_weight != 1 else "")
-                + (f", base lr {a.base_lr:g}" if a.base_lr != BASE_LR else "")
+                + f", base lr {a.base_lr:g}"
                 + f"; reached stage '{self.stage}' step "
                 f"{self.step}; wall seconds per stage {json.dumps({k: round(v) for k, v in self.wall.items()})}"
                 + (f"; continued from {self.origin}" if self.origin else ""))
