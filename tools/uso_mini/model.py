@@ -509,9 +509,10 @@ class AutoEncoder(nn.Module):
         stream stays near unit size (default init let it grow to ~150 by the mid block). (2) The two
         norms no residual path bypasses (each norm_out, 2 or 4 channels per group) would keep only the
         direction of a flat region's values, erasing a background's colour (measured: red, green and
-        blue backgrounds decoded grey). Two channels of every group (one, if a group has only two) get constant values ±offset (the
-        bias of the last residual conv, uniform up to the borders) so the group's mean and spread are
-        nearly constant and the norm is close to linear: colour passes from the first step."""
+        blue backgrounds decoded grey). Two channels of every group (one, if a group has only two) get
+        constant values ±offset (the bias of the last residual conv, uniform up to the borders) so the
+        group's mean and spread are nearly constant and the norm is close to linear: colour passes from
+        the first step."""
         for module in self.modules():
             if isinstance(module, ResnetBlock):
                 module.conv2.weight.zero_()
@@ -540,8 +541,8 @@ class AutoEncoder(nn.Module):
             bias = block.conv2.bias.view(32, -1)
             if bias.shape[1] >= 4:
                 bias[:, -2], bias[:, -1] = offset, -offset
-            else:               # two channels a group: one constant channel does the same job
-                bias[:, -1] = offset
+            elif bias.shape[1] >= 2:     # two channels a group: one constant channel does the same job
+                bias[:, -1] = offset      # (one channel a group leaves nothing to offset)
 
     def moments(self, x):
         """x [B,3,H,W] in [-1,1] -> posterior mean, logvar (unscaled latent space)."""
