@@ -21,9 +21,9 @@ enum KernelBench {
 
     static func gemmCases() -> [Case] {
         [(4096, 3072, 3072), (4096, 3072, 12288)].flatMap { m, k, n in
-            // Each dtype on each library this processor runs; the defaults (OpenBLAS, AMX tiles) first.
+            // Each dtype on each library this processor runs.
             let runs: [(DType, F32MatrixLibrary, BF16MatrixKernels, String)] = [
-                (.f32, .openBLAS, .amxTiles, "F32"), (.f32, .oneDNN, .amxTiles, "F32 (oneDNN)"),
+                (.f32, .openBLAS, .amxTiles, "F32 (OpenBLAS)"), (.f32, .oneDNN, .amxTiles, "F32 (oneDNN)"),
             ] + distinctBF16Kernels().map { (.bf16, .openBLAS, $0, "BF16 (\($0))") }
             return runs.map { dtype, library, kernels, label in
                 Case(shape: "\(m)x\(k)@\(k)x\(n)", label: label, flops: 2 * Double(m) * Double(n) * Double(k),
@@ -41,7 +41,7 @@ enum KernelBench {
 
     /// The BF16 choices that run on different kernels here (without AMX, .amxTiles runs what .oneDNN runs).
     static func distinctBF16Kernels() -> [BF16MatrixKernels] {
-        defer { BF16MatrixKernels.amxTiles.select() }
+        defer { BF16MatrixKernels.selectFastest() }
         var seen: [BF16MatrixKernels] = []
         for choice in BF16MatrixKernels.allCases {
             choice.select()
@@ -68,7 +68,8 @@ enum KernelBench {
         let rounds = try arguments.integer("--rounds", default: 7)
         let cases = mode == "gemm" ? gemmCases() : attentionCases()
         print("uso-bench \(mode): \(rounds) pairs per row, uso and PyTorch back to back; \(machineLoad())")
-        print("BF16 products here run on: \(BF16MatrixKernels.inUse) by default")
+        print("By default here F32 products run on \(F32MatrixLibrary.inUse), BF16 products on \(BF16MatrixKernels.inUse) (timed at start)")
+        defer { F32MatrixLibrary.selectFastest() }
         var torch: TorchPeer? = TorchPeer()
         print(row(["shape", "dtype", "uso GFLOP/s", "torch GFLOP/s", "best/best", "paired uso/torch: median [min-max]"]))
         for item in cases {

@@ -41,12 +41,16 @@ public struct GenerationResult: Sendable {
     public var seconds: Double
     /// The final packed latent tokens before decoding, [N, 4·channels] (to locate parity differences).
     public var latentTokens: Tensor?
+    /// Seconds per stage.
+    public var timings: StageTimings
 
-    public init(image: RGBImage, request: GenerationRequest, seconds: Double, latentTokens: Tensor? = nil) {
+    public init(image: RGBImage, request: GenerationRequest, seconds: Double, latentTokens: Tensor? = nil,
+                timings: StageTimings = StageTimings()) {
         self.image = image
         self.request = request
         self.seconds = seconds
         self.latentTokens = latentTokens
+        self.timings = timings
     }
 }
 

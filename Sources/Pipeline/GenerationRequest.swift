@@ -1,3 +1,4 @@
+import FluxDiT
 import ModelLayout
 
 /// Everything that decides one generated image, with the reference CLI's defaults.
@@ -30,6 +31,10 @@ public struct GenerationRequest: Sendable, Equatable, Codable {
     public var computeType: ComputeType = .bf16
     /// Use the VAE posterior mean for the content latent (reproducible) rather than a seeded sample.
     public var samplePosterior: Bool = false
+    /// How the DiT holds its weights (BF16 when it fits in memory, else int8, by default).
+    public var ditWeights: DiTWeights = .auto
+    /// Step caching: off runs every block at every step, as the reference does.
+    public var stepCache: StepCachePreset = .off
 
     public init(prompt: String, contentImage: String? = nil, styleImages: [String] = []) {
         self.prompt = prompt

@@ -22,6 +22,11 @@ public final class USOPipeline: ImageGenerator, @unchecked Sendable {
     /// alone is ~12 GB; measured at 512², keeping it made the decode the peak, 14.46 GB), at the cost
     /// of loading it again for the next image. `uso generate --offload`, or a run of one image.
     public var releasesTransformerBeforeDecoding = false
+    /// Where DiT weights converted for a low-memory precision are kept between runs; nil converts
+    /// them in memory at every load.
+    public var convertedWeights: ConvertedWeightCache?
+    /// Choices made for the user and anything they should know (printed by the CLI).
+    public var notice: @Sendable (String) -> Void = { _ in }
     var isTransformerLoaded: Bool { transformer != nil }
 
     public init(location: ModelLocation, expectedLoRARank: Int? = nil) throws {
@@ -41,11 +46,13 @@ public final class USOPipeline: ImageGenerator, @unchecked Sendable {
         }
         try validate(request)
         let activation: DType = request.computeType == .f32 ? .f32 : .bf16
+        var timings = StageTimings()
 
         // Content reference: Lanczos to the long side, crop to /16, VAE encode (spec §2.1).
         var reference: (tokens: Tensor, latentHeight: Int, latentWidth: Int, pixelSize: (Int, Int))?
         if let path = request.contentImage {
             report(.encodingContent, 0, 0, nil)
+            timings.start(.encodingContent)
             let image = try readImage(path)
             let prepared = try Preprocessing.contentReference(image, longSide: request.contentReferenceSize)
             let autoencoder = try Autoencoder(contentsOf: location.autoencoder.path, dtype: .f32, parts: .encoder)
@@ -71,9 +78,10 @@ public final class USOPipeline: ImageGenerator, @unchecked Sendable {
         var styleTokens: Tensor?
         if request.useSiglip && request.onlyLoRA && !request.styleImages.isEmpty {
             report(.encodingStyle, 0, 0, nil)
+            timings.start(.encodingStyle)
             let tower = try SigLIPVisionTower(weights: try openWeights(path: location.siglip.path),
                                               configJSON: configJSON(in: location.siglip),
-                                              computeType: activation == .f32 ? .f32 : .f32)
+                                              computeType: .f32)
             let projector = try StyleProjector(weights: try openWeights(path: location.projector.path),
                                                computeType: activation)
             let encoder = try StyleEncoder(visionTower: tower, projector: projector)
@@ -87,6 +95,7 @@ public final class USOPipeline: ImageGenerator, @unchecked Sendable {
 
         // Prompt: T5 last hidden state and CLIP pooled output, padding not masked (spec §5).
         report(.encodingPrompt, 0, 0, nil)
+        timings.start(.encodingPrompt)
         let text: Tensor, pooled: Tensor
         do {
             let tokenizer = try T5Tokenizer(directory: location.t5)
@@ -104,6 +113,8 @@ public final class USOPipeline: ImageGenerator, @unchecked Sendable {
 
         // Denoising (spec §7): torch's noise for the seed, packed; shifted schedule; Euler steps.
         report(.loading, 0, request.steps, nil)
+        timings.start(.loading)
+        let stepCache = request.stepCache.policy.map(FluxStepCache.init)
         // In its own scope, so that nothing holds the DiT once it is released.
         let (tokens, latentHeight, latentWidth) = try {
             let dit = try loadTransformer(request)
@@ -127,9 +138,10 @@ public final class USOPipeline: ImageGenerator, @unchecked Sendable {
             let guidance: Float? = dit.config.guidanceEmbed ? Float(request.guidance) : nil
             let denoiseStart = Date()
             report(.denoising, 0, request.steps, nil)
+            timings.start(.denoising)
             let tokens = try eulerSample(latent: try packLatents(noise), timesteps: timesteps) { x, t, step in
                 try checkCancelled(cancellation)
-                let v = try dit.velocity(image: x, timestep: t, guidance: guidance, context: context)
+                let v = try dit.velocity(image: x, timestep: t, guidance: guidance, context: context, cache: stepCache)
                 let perStep = Date().timeIntervalSince(denoiseStart) / Double(step + 1)
                 report(.denoising, step + 1, request.steps, perStep * Double(request.steps - step - 1))
                 return v
@@ -140,7 +152,12 @@ public final class USOPipeline: ImageGenerator, @unchecked Sendable {
         if releasesTransformerBeforeDecoding { transformer = nil }
 
         // Decode: unpack, F32, VAE decoder, clamp and truncate to 8 bits (spec §8).
+        if let stepCache {
+            notice("step cache \(request.stepCache.rawValue): \(stepCache.fullEvaluations) full DiT evaluations, "
+                   + "\(stepCache.reusedEvaluations) reused of \(request.steps)")
+        }
         report(.decoding, request.steps, request.steps, nil)
+        timings.start(.decoding)
         let latent = try unpackLatents(tokens, latentHeight: latentHeight, latentWidth: latentWidth).converted(to: .f32)
         let decoder = try Autoencoder(contentsOf: location.autoencoder.path, dtype: .f32, parts: .decoder)
         let decoded = try decoder.decode(latent)
@@ -148,8 +165,10 @@ public final class USOPipeline: ImageGenerator, @unchecked Sendable {
         var used = request
         used.width = width
         used.height = height
+        timings.finish()
         report(.done, request.steps, request.steps, 0)
-        return GenerationResult(image: image, request: used, seconds: Date().timeIntervalSince(started), latentTokens: tokens)
+        return GenerationResult(image: image, request: used, seconds: Date().timeIntervalSince(started), latentTokens: tokens,
+                                timings: timings)
     }
 
     private func validate(_ request: GenerationRequest) throws {
@@ -163,16 +182,28 @@ public final class USOPipeline: ImageGenerator, @unchecked Sendable {
 
     /// The DiT for this request's model type and precision, kept between requests.
     private func loadTransformer(_ request: GenerationRequest) throws -> FluxDiT {
-        let precision: FluxPrecision = request.computeType == .f32 ? .f32 : (request.modelType == .fluxDevFP8 ? .fp8 : .bf16)
-        let key = "\(location.transformer.path)|\(precision)|\(request.onlyLoRA)"
+        let path = location.transformer.path
+        let (precision, reason) = DiTWeights.precision(for: request, checkpointBytes: checkpointBytes(at: path))
+        let key = "\(path)|\(precision)|\(request.onlyLoRA)"
         if let transformer, transformer.key == key { return transformer.model }
         transformer = nil   // release the previous one first
+        if let reason { notice(reason) }
         let lora = request.onlyLoRA ? try openWeights(path: location.lora.path) : nil
-        let model = try FluxDiT(weights: try openWeights(path: location.transformer.path), lora: lora,
-                                options: FluxLoadOptions(precision: precision, loraMode: precision == .fp8 ? .runtime : .merged,
-                                                         expectedLoRARank: expectedLoRARank))
+        let weights = try convertedWeights?.weights(at: path, precision: precision, warn: notice) ?? openWeights(path: path)
+        let model = try FluxDiT(weights: weights, lora: lora,
+                                options: FluxLoadOptions(precision: precision, expectedLoRARank: expectedLoRARank))
         transformer = (key, model)
         return model
+    }
+
+    /// The DiT checkpoint's size: its file, or the files of a sharded folder.
+    private func checkpointBytes(at path: String) -> UInt64 {
+        let manager = FileManager.default
+        var isFolder: ObjCBool = false
+        guard manager.fileExists(atPath: path, isDirectory: &isFolder) else { return 0 }
+        let files = isFolder.boolValue
+            ? ((try? manager.contentsOfDirectory(atPath: path)) ?? []).map { (path as NSString).appendingPathComponent($0) } : [path]
+        return files.reduce(0) { $0 + ((try? manager.attributesOfItem(atPath: $1)[.size] as? NSNumber)?.uint64Value ?? 0) }
     }
 
     private func readImage(_ path: String) throws -> RGBImage {

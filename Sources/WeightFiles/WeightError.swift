@@ -2,6 +2,7 @@
 public enum WeightError: Error, Equatable, CustomStringConvertible {
     case fileNotFound(path: String)
     case unreadable(path: String, reason: String)
+    case unwritable(path: String, reason: String)
     case malformedHeader(path: String, reason: String)
     /// A well-formed file in a variant uso does not read (compressed zip entries, the pre-1.6
     /// torch.save format, big-endian data, a folder without a known weight file).
@@ -19,6 +20,7 @@ public enum WeightError: Error, Equatable, CustomStringConvertible {
         switch self {
         case .fileNotFound(let path): "weight file not found: \(path)"
         case .unreadable(let path, let reason): "cannot read \(path): \(reason)"
+        case .unwritable(let path, let reason): "cannot write \(path): \(reason)"
         case .malformedHeader(let path, let reason): "\(path) is not a valid weight file: \(reason)"
         case .unsupportedFormat(let path, let reason): "\(path): unsupported weight file: \(reason)"
         case .unknownDType(let path, let key, let dtype): "\(path): tensor '\(key)' has unsupported dtype \(dtype)"

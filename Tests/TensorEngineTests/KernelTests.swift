@@ -71,7 +71,7 @@ final class KernelTests: XCTestCase {
         let q = Tensor(pseudoRandom(lq * heads * d, seed: 20).map { $0 * 3 }, shape: [lq, heads, d], dtype: .bf16)
         let k = Tensor(pseudoRandom(lk * heads * d, seed: 21), shape: [lk, heads, d], dtype: .bf16)
         let v = Tensor(pseudoRandom(lk * heads * dv, seed: 22), shape: [lk, heads, dv], dtype: .bf16)
-        defer { BF16MatrixKernels.amxTiles.select() }
+        defer { BF16MatrixKernels.selectFastest() }
         for causal in [false, true] {
             // The reference sees the same bf16-rounded inputs; the kernels round the probabilities and
             // the output to bf16 (2⁻⁹ relative each), hence the bf16-level bound.
@@ -90,7 +90,7 @@ final class KernelTests: XCTestCase {
         // Rows, columns and inputs off the 32-wide blocks and the 256-column panels of the AMX kernel; the
         // second shape has too few columns to split, so its workers split the rows. The third is widened
         // to F32 in three blocks of columns (512, 512, 76) on the widening path.
-        defer { BF16MatrixKernels.amxTiles.select() }
+        defer { BF16MatrixKernels.selectFastest() }
         for (rows, inputs, outputs) in [(300, 100, 300), (600, 64, 40), (5, 8192, 1100)] {
             let x = Tensor(pseudoRandom(rows * inputs, seed: 30), shape: [rows, inputs], dtype: .bf16)
             let weight = Tensor(pseudoRandom(outputs * inputs, seed: 31), shape: [outputs, inputs], dtype: .bf16)
@@ -104,6 +104,32 @@ final class KernelTests: XCTestCase {
                 assertClose(ours, f32, bf16ULPs: 2, "bf16 linear \(rows)x\(inputs)x\(outputs) \(kernels)")
             }
         }
+    }
+
+    func testF32LinearOnBothLibrariesAndTheTimedDefault() {
+        defer { F32MatrixLibrary.selectFastest() }
+        let (rows, inputs, outputs) = (70, 300, 130)
+        let x = Tensor(pseudoRandom(rows * inputs, seed: 40), shape: [rows, inputs])
+        let w = pseudoRandom(outputs * inputs, seed: 41), b = pseudoRandom(outputs, seed: 42)
+        var expected = [Float](repeating: 0, count: rows * outputs)
+        let xs = x.toFloats()
+        for r in 0..<rows {
+            for o in 0..<outputs {
+                var sum = Double(b[o])
+                for i in 0..<inputs { sum += Double(xs[r * inputs + i]) * Double(w[o * inputs + i]) }
+                expected[r * outputs + o] = Float(sum)
+            }
+        }
+        for library in F32MatrixLibrary.allCases {
+            library.select()
+            XCTAssertEqual(F32MatrixLibrary.inUse, library)
+            let ours = linear(x, weight: Tensor(w, shape: [outputs, inputs]), bias: Tensor(b, shape: [outputs]))
+            assertClose(ours, Tensor(expected, shape: [rows, outputs]), relative: 1e-5, "f32 linear on \(library)")
+        }
+        F32MatrixLibrary.selectFastest()
+        XCTAssertTrue(F32MatrixLibrary.allCases.contains(F32MatrixLibrary.inUse))
+        BF16MatrixKernels.selectFastest()
+        print("[kernels] timed defaults here: F32 on \(F32MatrixLibrary.inUse), BF16 on \(BF16MatrixKernels.inUse)")
     }
 
     func testFloat8WeightsAreWidenedInChunksWithTheSameResult() {

@@ -36,9 +36,9 @@ struct SelfAttention: Sendable {
 
     init(_ weights: WeightReader, _ name: String, config: FluxConfig) throws {
         let module = weights.scoped(name)
-        qkv = try Linear(module, "qkv", in: config.hiddenSize, out: 3 * config.hiddenSize, bias: config.qkvBias)
+        qkv = try Linear(module, "qkv", inFeatures: config.hiddenSize, outFeatures: 3 * config.hiddenSize, bias: config.qkvBias)
         norm = try QKNorm(module, "norm", headDim: config.headDim)
-        proj = try Linear(module, "proj", in: config.hiddenSize, out: config.hiddenSize)
+        proj = try Linear(module, "proj", inFeatures: config.hiddenSize, outFeatures: config.hiddenSize)
     }
 }
 
@@ -49,8 +49,8 @@ struct FeedForward: Sendable {
 
     init(_ weights: WeightReader, _ name: String, config: FluxConfig) throws {
         let module = weights.scoped(name)
-        up = try Linear(module, "0", in: config.hiddenSize, out: config.mlpHiddenSize)
-        down = try Linear(module, "2", in: config.mlpHiddenSize, out: config.hiddenSize)
+        up = try Linear(module, "0", inFeatures: config.hiddenSize, outFeatures: config.mlpHiddenSize)
+        down = try Linear(module, "2", inFeatures: config.mlpHiddenSize, outFeatures: config.hiddenSize)
     }
 
     // x: [L, hidden] -> [L, hidden]

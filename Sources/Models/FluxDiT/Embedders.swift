@@ -1,17 +1,6 @@
-// layers.py: timestep_embedding and MLPEmbedder (time_in, guidance_in, vector_in), plus the
-// shape-checked loading every FLUX module uses.
+// layers.py: timestep_embedding and MLPEmbedder (time_in, guidance_in, vector_in).
 import Layers
 import Foundation
-
-extension Linear {
-    /// `name.weight [out, in]` and, if `bias`, `name.bias [out]`, with both shapes checked so a
-    /// mis-shaped tensor is an error naming its key rather than a failure at run time.
-    init(_ weights: WeightReader, _ name: String, in inFeatures: Int, out outFeatures: Int, bias: Bool = true) throws {
-        let module = weights.scoped(name)
-        self.init(weight: try module.tensor("weight", shape: [outFeatures, inFeatures]),
-                  bias: bias ? try module.tensor("bias", shape: [outFeatures]) : nil)
-    }
-}
 
 /// `out_layer(SiLU(in_layer(x)))`.
 struct MLPEmbedder: Sendable {
@@ -20,8 +9,8 @@ struct MLPEmbedder: Sendable {
 
     init(_ weights: WeightReader, _ name: String, inFeatures: Int, hiddenSize: Int) throws {
         let module = weights.scoped(name)
-        inLayer = try Linear(module, "in_layer", in: inFeatures, out: hiddenSize)
-        outLayer = try Linear(module, "out_layer", in: hiddenSize, out: hiddenSize)
+        inLayer = try Linear(module, "in_layer", inFeatures: inFeatures, outFeatures: hiddenSize)
+        outLayer = try Linear(module, "out_layer", inFeatures: hiddenSize, outFeatures: hiddenSize)
     }
 
     // x: [1, in] -> [1, hidden]

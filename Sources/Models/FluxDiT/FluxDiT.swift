@@ -6,7 +6,7 @@ public struct FluxLoadOptions: Sendable {
     public var precision: FluxPrecision
     /// nil chooses as the reference computes: merged for f32/bf16; at run time for fp8, where the
     /// reference keeps the LoRA unmerged in BF16 beside the fp8 weights (merging would quantise the
-    /// deltas to fp8).
+    /// deltas to fp8), and likewise for int8.
     public var loraMode: LoRAMode?
     /// The rank the LoRA must have (`--lora-rank`); nil accepts the file's own rank.
     public var expectedLoRARank: Int?
@@ -17,7 +17,7 @@ public struct FluxLoadOptions: Sendable {
         self.expectedLoRARank = expectedLoRARank
     }
 
-    var resolvedLoRAMode: LoRAMode { loraMode ?? (precision == .fp8 ? .runtime : .merged) }
+    var resolvedLoRAMode: LoRAMode { loraMode ?? (precision.keepsLoRAAtRunTime ? .runtime : .merged) }
 }
 
 /// A content reference: packed latent tokens and their positions.
@@ -93,12 +93,12 @@ public struct FluxDiT: Sendable {
         let reader = WeightReader(prepared)
         let hidden = config.hiddenSize
 
-        imageIn = try Linear(reader, "img_in", in: config.inChannels, out: hidden)
+        imageIn = try Linear(reader, "img_in", inFeatures: config.inChannels, outFeatures: hidden)
         timeIn = try MLPEmbedder(reader, "time_in", inFeatures: config.timestepEmbeddingDim, hiddenSize: hidden)
         guidanceIn = config.guidanceEmbed
             ? try MLPEmbedder(reader, "guidance_in", inFeatures: config.timestepEmbeddingDim, hiddenSize: hidden) : nil
         vectorIn = try MLPEmbedder(reader, "vector_in", inFeatures: config.vectorDim, hiddenSize: hidden)
-        textIn = try Linear(reader, "txt_in", in: config.contextDim, out: hidden)
+        textIn = try Linear(reader, "txt_in", inFeatures: config.contextDim, outFeatures: hidden)
         doubleBlocks = try (0..<config.doubleBlockCount).map {
             try DoubleStreamBlock(reader, "double_blocks.\($0)", config: config, lora: runtimeLoRA?.doubleBlocks[$0], numerics: numerics)
         }
@@ -150,13 +150,16 @@ public struct FluxDiT: Sendable {
     ///   - image: packed noisy latent `[Ni, inChannels]`, in the order of the context's image positions
     ///   - timestep: t in [0, 1] (rounded to BF16 in BF16 runs, as the reference's bf16 tensor does)
     ///   - guidance: the distilled guidance value; required by models that embed it, ignored otherwise
+    ///   - cache: the step cache of this generation, to skip the blocks after the first where it can
     /// - Returns: `[Ni, outChannels]` in the activation type.
-    public func velocity(image: Tensor, timestep: Float, guidance: Float?, context: FluxContext) throws -> Tensor {
-        try velocity(image: image, timestep: timestep, guidance: guidance, context: context, stages: nil)
+    public func velocity(image: Tensor, timestep: Float, guidance: Float?, context: FluxContext,
+                         cache: FluxStepCache? = nil) throws -> Tensor {
+        try velocity(image: image, timestep: timestep, guidance: guidance, context: context, cache: cache, stages: nil)
     }
 
     /// `velocity`, adding the time spent in each block stack to `stages` when given.
-    func velocity(image: Tensor, timestep: Float, guidance: Float?, context: FluxContext, stages: StageTimes?) throws -> Tensor {
+    func velocity(image: Tensor, timestep: Float, guidance: Float?, context: FluxContext, cache: FluxStepCache? = nil,
+                  stages: StageTimes?) throws -> Tensor {
         let act = numerics.activation
         try checkTokens(image, positions: nil, what: "noisy image tokens")
         guard image.shape[0] == context.imageTokenCount else {
@@ -166,8 +169,23 @@ public struct FluxDiT: Sendable {
         var imageStream = numerics.linear(imageIn, image.converted(to: act))
         if let references = context.referenceStream { imageStream = concat([imageStream, references]) }
         var textStream = context.textStream
+        let imageCount = context.imageTokenCount
         let doubleStart = ContinuousClock.now
-        for block in doubleBlocks {
+        var remainingDoubleBlocks = doubleBlocks[...]
+        // With a cache: the first block, then either its residual decides to reuse the rest, or the rest runs.
+        var afterFirstBlock: Tensor?
+        if let cache, let first = doubleBlocks.first {
+            let before = imageStream
+            (imageStream, textStream) = first(image: imageStream, text: textStream, vec: vec, rope: context.rope)
+            remainingDoubleBlocks = doubleBlocks.dropFirst()
+            let firstOutput = imageStream.rows(0..<imageCount).converted(to: .f32)
+            if let remaining = cache.reusableResidual(firstResidual: imageStream.converted(to: .f32) - before.converted(to: .f32)) {
+                stages?.doubleBlocks += doubleStart.duration(to: .now)
+                return finalLayer((firstOutput + remaining).converted(to: act), vec: vec)
+            }
+            afterFirstBlock = firstOutput
+        }
+        for block in remainingDoubleBlocks {
             (imageStream, textStream) = block(image: imageStream, text: textStream, vec: vec, rope: context.rope)
         }
         let singleStart = ContinuousClock.now
@@ -177,7 +195,9 @@ public struct FluxDiT: Sendable {
         stages?.singleBlocks += singleStart.duration(to: .now)
         // Drop the text stream, then the reference tokens.
         let textCount = textStream.shape[0]
-        return finalLayer(sequence.rows(textCount..<(textCount + context.imageTokenCount)), vec: vec)
+        let hidden = sequence.rows(textCount..<(textCount + imageCount))
+        if let cache, let afterFirstBlock { cache.store(remainingResidual: hidden.converted(to: .f32) - afterFirstBlock) }
+        return finalLayer(hidden, vec: vec)
     }
 
     /// `vec = time_in(emb(t)) + guidance_in(emb(g)) + vector_in(y)`, summed in that order.

@@ -11,12 +11,25 @@ public enum FluxPrecision: String, Sendable, CaseIterable {
     /// The reference's flux-dev-fp8: every base DiT tensor cast to float8_e4m3fn at load, the USO
     /// LoRA kept in BF16, compute under CUDA autocast(bf16) (spec §7.4).
     case fp8
+    /// uso's low-memory mode: every matrix of the blocks quantized to int8 at load (one scale per
+    /// output row, one byte a parameter) and multiplied in int8 against activations quantized per
+    /// token; the LoRA at run time in BF16; everything else as in `bf16`.
+    case int8
 
     /// The dtype of the residual streams and of the model's output.
     public var activationType: DType { self == .f32 ? .f32 : .bf16 }
 
-    /// The dtype every base tensor is cast to at load, if any.
-    var weightCast: DType? { self == .fp8 ? .f8e4m3 : nil }
+    /// The dtype base tensors are cast to at load, if any (for int8: the blocks' matrices only).
+    var weightCast: DType? {
+        switch self {
+        case .fp8: .f8e4m3
+        case .int8: .i8
+        case .f32, .bf16: nil
+        }
+    }
+
+    /// Whether the LoRA stays a run-time branch by default: where merging would quantise its deltas.
+    var keepsLoRAAtRunTime: Bool { weightCast != nil }
 }
 
 /// The rounding rules of one precision, applied where the reference's dtypes decide them.

@@ -10,8 +10,8 @@ struct LastLayer: Sendable {
 
     init(_ weights: WeightReader, _ name: String, config: FluxConfig, numerics: FluxNumerics) throws {
         let layer = weights.scoped(name)
-        modulation = try Linear(layer, "adaLN_modulation.1", in: config.hiddenSize, out: 2 * config.hiddenSize)
-        linear = try Linear(layer, "linear", in: config.hiddenSize, out: config.outChannels)
+        modulation = try Linear(layer, "adaLN_modulation.1", inFeatures: config.hiddenSize, outFeatures: 2 * config.hiddenSize)
+        linear = try Linear(layer, "linear", inFeatures: config.hiddenSize, outFeatures: config.outChannels)
         self.numerics = numerics
     }
 

@@ -14,7 +14,7 @@ struct Modulation: Sendable {
     let sets: Int
 
     init(_ weights: WeightReader, _ name: String, hiddenSize: Int, sets: Int) throws {
-        lin = try Linear(weights.scoped(name), "lin", in: hiddenSize, out: sets * 3 * hiddenSize)
+        lin = try Linear(weights.scoped(name), "lin", inFeatures: hiddenSize, outFeatures: sets * 3 * hiddenSize)
         self.sets = sets
     }
 

@@ -16,8 +16,8 @@ struct SingleStreamBlock: Sendable {
         let block = weights.scoped(name)
         let hidden = config.hiddenSize, mlp = config.mlpHiddenSize
         modulation = try Modulation(block, "modulation", hiddenSize: hidden, sets: 1)
-        linear1 = try Linear(block, "linear1", in: hidden, out: 3 * hidden + mlp)
-        linear2 = try Linear(block, "linear2", in: hidden + mlp, out: hidden)
+        linear1 = try Linear(block, "linear1", inFeatures: hidden, outFeatures: 3 * hidden + mlp)
+        linear2 = try Linear(block, "linear2", inFeatures: hidden + mlp, outFeatures: hidden)
         norm = try QKNorm(block, "norm", headDim: config.headDim)
         self.lora = lora
         self.config = config

@@ -4,24 +4,32 @@
 @_exported import WeightFiles
 
 /// `y = x·Wᵀ + b` (torch.nn.Linear). weight `[out, in]`, bias `[out]`.
+///
+/// A weight stored as I8 is quantized: `name.weight_scale [out]` (F32, one scale per output row)
+/// sits beside it, and the layer multiplies in int8.
 public struct Linear: Sendable {
     public var weight: Tensor
     public var bias: Tensor?
+    /// The weight's int8 codes and scales, when it is stored quantized.
+    public var int8: Int8Weight?
 
     public init(weight: Tensor, bias: Tensor?) { self.weight = weight; self.bias = bias }
 
-    /// Loads `name.weight` and (if `bias`) `name.bias`.
+    /// Loads `name.weight` (and `name.weight_scale` if the weight is I8) and, if `bias`, `name.bias`.
     public init(_ weights: WeightReader, _ name: String, bias: Bool = true) throws {
         let module = weights.scoped(name)
-        self.weight = try module.tensor("weight")
-        self.bias = bias ? try module.tensor("bias", shape: [weight.shape[0]]) : nil
+        let weight = try module.tensor("weight")
+        try self.init(weights, name, inFeatures: weight.shape.last ?? 0, outFeatures: weight.shape.first ?? 0, bias: bias)
     }
 
     public var inFeatures: Int { weight.shape[1] }
     public var outFeatures: Int { weight.shape[0] }
 
     // x: [..., in] -> [..., out]
-    public func callAsFunction(_ x: Tensor) -> Tensor { linear(x, weight: weight, bias: bias) }
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        if let int8 { return linear(x, weight: int8, bias: bias) }
+        return linear(x, weight: weight, bias: bias)
+    }
 }
 
 /// torch.nn.LayerNorm over the last axis, affine or not.

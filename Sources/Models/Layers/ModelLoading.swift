@@ -92,11 +92,16 @@ public func checkComputeType(_ dtype: DType, model: String) throws {
 }
 
 extension Linear {
-    /// Loads `name.weight`, which must be `[outFeatures, inFeatures]`, and `name.bias` `[outFeatures]`.
+    /// Loads `name.weight`, which must be `[outFeatures, inFeatures]` (with `name.weight_scale`
+    /// `[outFeatures]` beside an I8 weight), and `name.bias` `[outFeatures]`: a mis-shaped tensor is
+    /// an error naming its key rather than a failure at run time.
     public init(_ weights: WeightReader, _ name: String, inFeatures: Int, outFeatures: Int, bias: Bool = true) throws {
         let module = weights.scoped(name)
         self.init(weight: try module.tensor("weight", shape: [outFeatures, inFeatures]),
                   bias: bias ? try module.tensor("bias", shape: [outFeatures]) : nil)
+        if weight.dtype == .i8 {
+            int8 = Int8Weight(codes: weight, scales: try module.tensor("weight_scale", shape: [outFeatures]))
+        }
     }
 }
 

@@ -10,6 +10,7 @@ size_t uso_dtype_size(int dtype) {
     switch (dtype) {
     case USO_F32: return 4;
     case USO_BF16: case USO_F16: return 2;
+    case USO_I32: return 4;
     default: return 1;
     }
 }
@@ -134,6 +135,7 @@ void uso_convert(const void *src, int src_dtype, void *dst, int dst_dtype, size_
         case USO_F16: uso_f16_to_f32((const uint16_t *)in, floats, count); break;
         case USO_F8E4M3: uso_f8e4m3_to_f32((const uint8_t *)in, floats, count); break;
         case USO_F8E5M2: uso_f8e5m2_to_f32((const uint8_t *)in, floats, count); break;
+        case USO_I8: for (size_t i = 0; i < count; i++) floats[i] = (float)((const int8_t *)in)[i]; break;
         }
         switch (dst_dtype) {
         case USO_F32: break;

@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static dnnl_engine_t engine;
 static pthread_once_t engine_once = PTHREAD_ONCE_INIT;
@@ -60,6 +61,9 @@ static dnnl_data_type_t dnnl_type(int dtype) {
     case USO_F32: return dnnl_f32;
     case USO_BF16: return dnnl_bf16;
     case USO_F16: return dnnl_f16;
+    case USO_I8: return dnnl_s8;
+    case USO_U8: return dnnl_u8;
+    case USO_I32: return dnnl_s32;
     default: return dnnl_data_type_undef;
     }
 }
@@ -132,7 +136,7 @@ static int onednn_matmul(const gemm_key *key, const void *a, const void *b, void
     return status ? 4 : 0;
 }
 
-static int f32_engine;   // 0 = OpenBLAS, 1 = oneDNN
+static int f32_engine = -1;   // 0 = OpenBLAS, 1 = oneDNN, -1 = the faster here (calibrate())
 void uso_set_f32_gemm_engine(int engine_choice) { f32_engine = engine_choice; }
 int uso_blas_threads(void) { return openblas_get_num_threads(); }
 void uso_set_blas_threads(int n) { openblas_set_num_threads(n); }
@@ -220,18 +224,82 @@ static int widened_gemm(const gemm_key *key, const void *a, const void *b, void 
 
 enum { AMX_MIN_ROWS = 128 };
 
-static int bf16_choice;
+static int bf16_choice = -1;   // as uso_select_bf16_kernels, or -1: AMX, else the faster of the other two
 void uso_select_bf16_kernels(int kernels) {
     bf16_choice = kernels;
-    uso_set_amx(kernels == 0);
+    uso_set_amx(kernels <= 0);
+}
+
+// Which F32 library and which BF16 path (without AMX) are faster on this processor, timed once per
+// process on a product of the DiT's proportions, since the ranking differs by machine: oneDNN's F32
+// measured 1.8x OpenBLAS on a Zen 5 and slower on other hosts, and on AVX-512 processors without
+// AVX-512 BF16 oneDNN 2.6 emulates bf16 at a fraction of the F32 rate, where widening wins.
+static int f32_calibrated, bf16_widens_calibrated;
+static pthread_once_t calibrate_once = PTHREAD_ONCE_INIT;
+
+static double seconds_now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+typedef int (*gemm_runner)(const gemm_key *, const void *, const void *, void *, const float *);
+
+// Best of three runs after a warm-up; a failing runner never wins.
+static double best_seconds(gemm_runner run, const gemm_key *key, const void *a, const void *b, void *c) {
+    if (run(key, a, b, c, NULL) != 0) return 1e30;
+    double best = 1e30;
+    for (int i = 0; i < 3; i++) {
+        double start = seconds_now();
+        run(key, a, b, c, NULL);
+        double elapsed = seconds_now() - start;
+        best = elapsed < best ? elapsed : best;
+    }
+    return best;
+}
+
+static int run_blas(const gemm_key *key, const void *a, const void *b, void *c, const float *bias) {
+    return blas_gemm(key, a, b, c, bias);
+}
+
+static void calibrate(void) {
+    pthread_once(&onednn_bf16_once, probe_onednn_bf16);
+    enum { M = 256, N = 1024, K = 1024 };
+    float *a = malloc(sizeof(float) * M * K), *b = malloc(sizeof(float) * K * N), *c = malloc(sizeof(float) * M * N);
+    uint16_t *a16 = malloc(2 * M * K), *b16 = malloc(2 * K * N);
+    if (a && b && c && a16 && b16) {
+        for (int i = 0; i < M * K; i++) a[i] = (float)((i * 7919) % 255) / 255.0f - 0.5f;
+        for (int i = 0; i < K * N; i++) b[i] = (float)((i * 104729) % 251) / 251.0f - 0.5f;
+        uso_f32_to_bf16(a, a16, M * K);
+        uso_f32_to_bf16(b, b16, K * N);
+        // Weights as linear layers hold them: B[k][n] = w[n][k].
+        gemm_key f32 = {M, N, K, K, 1, 1, K, N, USO_F32, USO_F32, USO_F32, 0, uso_gemm_threads()};
+        double blas = best_seconds(run_blas, &f32, a, b, c), dnnl = best_seconds(onednn_matmul, &f32, a, b, c);
+        f32_calibrated = dnnl < 0.9 * blas;   // OpenBLAS unless oneDNN is clearly faster
+        if (onednn_bf16 && !uso_amx_available()) {
+            gemm_key bf16 = {M, N, K, K, 1, 1, K, N, USO_BF16, USO_BF16, USO_F32, 0, uso_gemm_threads()};
+            bf16_widens_calibrated = best_seconds(widened_gemm, &bf16, a16, b16, c) < best_seconds(onednn_matmul, &bf16, a16, b16, c);
+        }
+    }
+    free(a); free(b); free(c); free(a16); free(b16);
+}
+
+static int uses_onednn_f32(void) {
+    if (f32_engine >= 0) return f32_engine;
+    pthread_once(&calibrate_once, calibrate);
+    return f32_calibrated;
 }
 
 static int widens_bf16(void) {
     pthread_once(&onednn_bf16_once, probe_onednn_bf16);
-    return bf16_choice == 2 || !onednn_bf16;
+    if (bf16_choice == 2 || !onednn_bf16) return 1;
+    if (bf16_choice >= 0) return 0;
+    pthread_once(&calibrate_once, calibrate);
+    return bf16_widens_calibrated;
 }
 
 int uso_bf16_gemm_path(void) { return uso_amx_available() ? 0 : widens_bf16() ? 2 : 1; }
+int uso_f32_gemm_engine(void) { return uses_onednn_f32(); }
 
 int uso_gemm(int64_t m, int64_t n, int64_t k,
              const void *a, int a_dtype, int64_t a_rs, int64_t a_cs,
@@ -240,7 +308,7 @@ int uso_gemm(int64_t m, int64_t n, int64_t k,
     if (m == 0 || n == 0) return 0;
     gemm_key key = {m, n, k, a_rs, a_cs, b_rs, b_cs, c_rs, a_dtype, b_dtype, c_dtype, bias != NULL, uso_gemm_threads()};
     int all_f32 = a_dtype == USO_F32 && b_dtype == USO_F32 && c_dtype == USO_F32;
-    if (all_f32 && (f32_engine == 0 || k == 0)) {
+    if (all_f32 && (k == 0 || !uses_onednn_f32())) {
         int status = blas_gemm(&key, a, b, c, bias);
         if (status == 0) return 0;
     }
@@ -252,6 +320,12 @@ int uso_gemm(int64_t m, int64_t n, int64_t k,
         return uso_gemm_amx(m, n, k, a, a_rs, b, b_cs, c, c_dtype, c_rs, bias, m * n * k < (1 << 22) ? 1 : key.threads);
     if (!all_f32 && widens_bf16()) return widened_gemm(&key, a, b, c, bias);
     return onednn_matmul(&key, a, b, c, bias);
+}
+
+int uso_gemm_u8s8(int64_t m, int64_t n, int64_t k, const uint8_t *a, const int8_t *w, int32_t *acc) {
+    if (m == 0 || n == 0) return 0;
+    gemm_key key = {m, n, k, k, 1, 1, k, n, USO_U8, USO_I8, USO_I32, 0, uso_gemm_threads()};
+    return onednn_matmul(&key, a, w, acc, NULL);
 }
 
 int uso_linear(int64_t rows, int64_t in_features, int64_t out_features,

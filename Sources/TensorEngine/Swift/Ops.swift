@@ -18,7 +18,7 @@ func resultType(_ types: DType...) -> DType {
 extension Tensor {
     func axis(_ axis: Int) -> Int { axis < 0 ? axis + rank : axis }
 
-    var constPointer: UnsafeRawPointer { UnsafeRawPointer(rawPointer) }
+    public var constPointer: UnsafeRawPointer { UnsafeRawPointer(rawPointer) }
 }
 
 /// Rows of the last axis: how many, and how long.

@@ -95,6 +95,7 @@ public struct Tensor: @unchecked Sendable {
     /// The same values in another storage type (a copy unless the type is unchanged).
     public func converted(to target: DType) -> Tensor {
         if target == dtype { return self }
+        precondition(target != .i8, "I8 tensors come from quantization (Int8Weight), not from a cast")
         let result = Tensor(uninitialized: shape, dtype: target)
         let chunk = 1 << 14, chunks = (count + chunk - 1) / chunk
         parallelRanges(chunks, itemCost: chunk) { range in

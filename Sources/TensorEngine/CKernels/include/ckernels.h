@@ -6,7 +6,8 @@
 #include <stdint.h>
 
 // Storage types, numbered as Swift's `DType.code`.
-enum uso_dtype { USO_F32 = 0, USO_BF16 = 1, USO_F16 = 2, USO_F8E4M3 = 3, USO_F8E5M2 = 4 };
+// I8 is a storage type (quantized weights); U8 and I32 appear only inside the int8 products.
+enum uso_dtype { USO_F32 = 0, USO_BF16 = 1, USO_F16 = 2, USO_F8E4M3 = 3, USO_F8E5M2 = 4, USO_I8 = 5, USO_U8 = 6, USO_I32 = 7 };
 size_t uso_dtype_size(int dtype);
 
 // Tensor memory: 64-byte aligned, huge pages for large buffers; NULL when memory is exhausted.
@@ -85,15 +86,36 @@ int uso_gemm(int64_t m, int64_t n, int64_t k,
 int uso_linear(int64_t rows, int64_t in_features, int64_t out_features,
                const void *x, int compute, const void *weight, int w_dtype,
                const float *bias, void *y, int y_dtype);
-// What runs BF16 products (linear layers and attention): 0 = AMX tiles where the processor has them
-// (the default), 1 = oneDNN's matmul, 2 = the operands widened to F32 for OpenBLAS. A choice the
-// processor cannot run falls to the next one (oneDNN 2.6 has no bf16 matmul without AVX-512). For
-// tests and benchmarks.
+// MARK: int8 products (W8A8 linear layers)
+// Weights [out, in] quantized per output row, symmetric: w ≈ q·scale, q in [-127, 127]; `sums` gets
+// each row's Σq (for the activations' zero point). Rows [start, end) of the weight.
+void uso_quantize_weight_rows(const void *w, int w_dtype, int64_t in_features, int8_t *q, float *scales,
+                              int32_t *sums, int64_t start, int64_t end);
+// Activations [rows, in] quantized per row (token), asymmetric over [min(x, 0), max(x, 0)]:
+// x ≈ (q − zero)·scale, q in [0, 255]. Rows [start, end).
+void uso_quantize_activation_rows(const void *x, int x_dtype, int64_t in_features, uint8_t *q, float *scales,
+                                  int32_t *zeros, int64_t start, int64_t end);
+// acc[M, N] = a[M, K]·wᵀ with a u8 [M, K] and w s8 [N, K], exact int32 sums (oneDNN's int8 matmul,
+// VNNI where the processor has it). Returns 0, or nonzero when no int8 primitive exists.
+int uso_gemm_u8s8(int64_t m, int64_t n, int64_t k, const uint8_t *a, const int8_t *w, int32_t *acc);
+// y[r, n] = x_scale[r]·w_scale[n]·(acc[r, n] − x_zero[r]·w_sum[n]) + bias[n] for rows [start, end),
+// stored as `y_dtype`; bias may be NULL.
+void uso_dequantize_rows(const int32_t *acc, int64_t n, const float *x_scales, const int32_t *x_zeros,
+                         const float *w_scales, const int32_t *w_sums, const float *bias, void *y, int y_dtype,
+                         int64_t y_row_stride, int64_t start, int64_t end);
+
+// What runs BF16 products (linear layers and attention): 0 = AMX tiles where the processor has them,
+// 1 = oneDNN's matmul, 2 = the operands widened to F32 for OpenBLAS. A choice the processor cannot
+// run falls to the next one (oneDNN 2.6 has no bf16 matmul without AVX-512). The default, -1, is AMX
+// where present, else whichever of 1 and 2 a timed trial once per process finds faster. For tests
+// and benchmarks.
 void uso_select_bf16_kernels(int kernels);
 // What a large BF16 linear-layer product runs on now, numbered as above.
 int uso_bf16_gemm_path(void);
-// The F32 GEMM engine: 0 = OpenBLAS (default), 1 = oneDNN. For benchmarks.
+// The F32 GEMM engine: 0 = OpenBLAS, 1 = oneDNN, -1 (the default) = the faster in a timed trial.
 void uso_set_f32_gemm_engine(int engine);
+// The F32 engine in use now (0 or 1).
+int uso_f32_gemm_engine(void);
 // oneDNN's thread count for GEMMs started from the calling thread (OpenMP's per-thread setting).
 int uso_gemm_threads(void);
 void uso_set_gemm_threads(int n);
