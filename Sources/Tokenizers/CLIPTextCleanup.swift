@@ -1,26 +1,60 @@
-// CLIP's text clean-up and pre-tokenizer as transformers 4.46.3's CLIPTokenizer runs them when ftfy is not
-// installed (the reference's environment): BERT's BasicTokenizer(strip_accents=False,
-// do_split_on_punc=False), then CLIP's regex split. Python semantics (code points, str.lower, the
-// Unicode 14 database of Python 3.11's unicodedata) are reproduced on Unicode scalars.
+// CLIP's text clean-up and pre-tokenizer as transformers' slow CLIPTokenizer runs them (4.43.3 and
+// 4.46.3 alike). With ftfy installed, as in the reference's environment, the text goes through
+// `ftfy.fix_text`, whitespace clean-up and `str.lower()`; without it, through BERT's BasicTokenizer.
+// Python semantics (code points, str.lower, Unicode 14) are reproduced on Unicode scalars.
 import Foundation
 
-enum CLIPTextCleanup {
+public enum CLIPTextCleanup {
+    /// How CLIPTokenizer cleans a prompt before splitting it into words.
+    public enum Mode: Sendable {
+        /// `whitespace_clean(ftfy.fix_text(text)).lower()`: what the reference runs (openai/CLIP, which the
+        /// reference installs, depends on ftfy). Curly quotes become straight, HTML entities, ligatures,
+        /// full-width forms and mojibake are fixed, CJK runs and emoji sequences stay whole.
+        case ftfy
+        /// transformers' fallback without ftfy: BasicTokenizer(strip_accents=False, do_split_on_punc=False).
+        /// Control characters dropped, CJK ideographs split one by one, quotes and entities left as they are.
+        case basic
+    }
+
+    static func clean(_ text: [Unicode.Scalar], mode: Mode) -> [Unicode.Scalar] {
+        switch mode {
+        case .ftfy: pythonLowercased(collapsingWhitespace(TextFixer.fixText(text)))
+        case .basic: basicClean(text)
+        }
+    }
+
+    /// transformers' `whitespace_clean`: each run of White_Space (the `regex` module's `\s`) becomes one
+    /// space, then `str.strip()`.
+    private static func collapsingWhitespace(_ text: [Unicode.Scalar]) -> [Unicode.Scalar] {
+        var collapsed: [Unicode.Scalar] = []
+        collapsed.reserveCapacity(text.count)
+        for scalar in text {
+            if !scalar.properties.isWhitespace {
+                collapsed.append(scalar)
+            } else if collapsed.last != " " {
+                collapsed.append(" ")
+            }
+        }
+        let start = collapsed.firstIndex { !isPythonWhitespace($0) } ?? collapsed.endIndex
+        let end = collapsed.lastIndex { !isPythonWhitespace($0) }.map { $0 + 1 } ?? start
+        return Array(collapsed[start..<end])
+    }
+
     /// BasicTokenizer.tokenize joined by single spaces: control characters dropped, whitespace unified,
     /// CJK ideographs spaced out, NFC, split on whitespace, each word lower-cased.
-    static func clean(_ text: [Unicode.Scalar]) -> [Unicode.Scalar] {
-        var cleaned = String.UnicodeScalarView()
+    private static func basicClean(_ text: [Unicode.Scalar]) -> [Unicode.Scalar] {
+        var cleaned: [Unicode.Scalar] = []
         for scalar in text {
             if scalar.value == 0 || scalar.value == 0xFFFD || isControl(scalar) { continue }
             if isBERTWhitespace(scalar) {
                 cleaned.append(" ")
             } else if isCJKIdeograph(scalar) {
-                cleaned.append(contentsOf: [" ", scalar, " "])
+                cleaned += [" ", scalar, " "]
             } else {
                 cleaned.append(scalar)
             }
         }
-        let composed = String(cleaned).precomposedStringWithCanonicalMapping.unicodeScalars
-        let words = composed.split(whereSeparator: isPythonWhitespace).map { pythonLowercased(Array($0)) }
+        let words = pythonNFC(cleaned).split(whereSeparator: isPythonWhitespace).map { pythonLowercased(Array($0)) }
         return Array(words.joined(separator: [" "]))
     }
 
@@ -49,8 +83,14 @@ enum CLIPTextCleanup {
             return text[start...].prefix(while: isLetter).count
         }
         if isNumber(first) { return 1 }
-        let isOther = { (scalar: Unicode.Scalar) in !isPythonWhitespace(scalar) && !isLetter(scalar) && !isNumber(scalar) }
         return text[start...].prefix(while: isOther).count
+    }
+
+    /// `[^\s\p{L}\p{N}]` under IGNORECASE. There the `regex` module leaves out U+0345 (combining
+    /// ypogegrammeni), a case variant of the letter ι, yet `[\p{L}]` does not take it either (it is no
+    /// letter itself): it matches no alternative and is skipped like whitespace.
+    private static func isOther(_ scalar: Unicode.Scalar) -> Bool {
+        scalar != "\u{345}" && !isPythonWhitespace(scalar) && !isLetter(scalar) && !isNumber(scalar)
     }
 
     private static func startsWithIgnoringASCIICase(_ text: ArraySlice<Unicode.Scalar>, _ literal: [Unicode.Scalar]) -> Bool {
@@ -68,37 +108,13 @@ enum CLIPTextCleanup {
         }
     }
 
-    // MARK: Python's str.lower()
-
-    /// Full lower-case mapping per code point, with Python's Final_Sigma rule for U+03A3.
-    static func pythonLowercased(_ word: [Unicode.Scalar]) -> [Unicode.Scalar] {
-        var lowered: [Unicode.Scalar] = []
-        for (index, scalar) in word.enumerated() {
-            if scalar.value == 0x03A3 {
-                lowered.append(isFinalSigma(word, at: index) ? "\u{03C2}" : "\u{03C3}")
-            } else {
-                lowered.append(contentsOf: scalar.properties.lowercaseMapping.unicodeScalars)
-            }
-        }
-        return lowered
-    }
-
-    /// Final_Sigma: a cased letter before (skipping case-ignorables), and none after.
-    private static func isFinalSigma(_ word: [Unicode.Scalar], at index: Int) -> Bool {
-        let isCaseIgnorable = { (scalar: Unicode.Scalar) in scalar.properties.isCaseIgnorable }
-        guard let before = word[..<index].reversed().first(where: { !isCaseIgnorable($0) }),
-              before.properties.isCased else { return false }
-        guard let after = word[(index + 1)...].first(where: { !isCaseIgnorable($0) }) else { return true }
-        return !after.properties.isCased
-    }
-
     // MARK: Character classes (transformers' _is_control, _is_whitespace, _is_chinese_char)
 
-    /// Category C* except tab, newline and carriage return. Code points that Python 3.11's Unicode 14
-    /// database does not know (category Cn there) count as control, whatever newer tables say.
+    /// Category C* except tab, newline and carriage return. Code points that Python does not know
+    /// (category Cn there) count as control, whatever newer tables say.
     private static func isControl(_ scalar: Unicode.Scalar) -> Bool {
         if scalar == "\t" || scalar == "\n" || scalar == "\r" { return false }
-        guard let age = scalar.properties.age, age.major < 14 || (age.major == 14 && age.minor == 0) else { return true }
+        guard isKnownToPython(scalar) else { return true }
         switch scalar.properties.generalCategory {
         case .control, .format, .surrogate, .privateUse, .unassigned: return true
         default: return false

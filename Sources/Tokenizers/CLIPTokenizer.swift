@@ -1,5 +1,6 @@
 // CLIP's tokenizer as the reference calls it: transformers' slow CLIPTokenizer for
-// openai/clip-vit-large-patch14 (vocab.json + merges.txt), padding="max_length", truncation=True, 77 tokens.
+// openai/clip-vit-large-patch14 (vocab.json + merges.txt), padding="max_length", truncation=True, 77 tokens,
+// text cleaned with ftfy as in the reference's environment (CLIPTextCleanup.Mode).
 import Foundation
 
 public final class CLIPTokenizer: TextTokenizer, @unchecked Sendable {
@@ -13,20 +14,23 @@ public final class CLIPTokenizer: TextTokenizer, @unchecked Sendable {
     public let startOfTextId: Int
     /// Also the padding id: the reference's tokenizer pads with `<|endoftext|>`.
     public let endOfTextId: Int
+    public let cleanup: CLIPTextCleanup.Mode
     private let bpe: ByteLevelBPE
     private let tokenStrings: [Int: String]
     private let splitter: AddedTokenSplitter
 
     /// Loads the Hugging Face layout: `vocab.json` (symbol -> id) and `merges.txt`.
-    public convenience init(vocabularyFile: URL, mergesFile: URL, maxLength: Int = defaultMaxLength) throws {
+    public convenience init(vocabularyFile: URL, mergesFile: URL, maxLength: Int = defaultMaxLength,
+                            cleanup: CLIPTextCleanup.Mode = .ftfy) throws {
         let merges = try Self.readMerges(mergesFile)
         let vocabulary = try Self.readVocabulary(vocabularyFile)
-        try self.init(vocabulary: vocabulary, merges: merges, source: vocabularyFile.path, maxLength: maxLength)
+        try self.init(vocabulary: vocabulary, merges: merges, source: vocabularyFile.path, maxLength: maxLength,
+                      cleanup: cleanup)
     }
 
     /// Loads the merges alone; the vocabulary is derived as CLIP builds it: the 256 byte symbols, the same
     /// with `</w>`, every merge joined, then `<|startoftext|>` and `<|endoftext|>`.
-    public convenience init(mergesFile: URL, maxLength: Int = defaultMaxLength) throws {
+    public convenience init(mergesFile: URL, maxLength: Int = defaultMaxLength, cleanup: CLIPTextCleanup.Mode = .ftfy) throws {
         let merges = try Self.readMerges(mergesFile)
         var symbols = byteLevelAlphabet.map { String($0.symbol) }
         symbols += symbols.map { $0 + "</w>" }
@@ -34,21 +38,23 @@ public final class CLIPTokenizer: TextTokenizer, @unchecked Sendable {
         symbols += [Self.startOfText, Self.endOfText]
         var vocabulary: [String: Int] = [:]
         for (id, symbol) in symbols.enumerated() { vocabulary[symbol] = id }  // a repeated symbol keeps its last id
-        try self.init(vocabulary: vocabulary, merges: merges, source: mergesFile.path, maxLength: maxLength)
+        try self.init(vocabulary: vocabulary, merges: merges, source: mergesFile.path, maxLength: maxLength,
+                      cleanup: cleanup)
     }
 
     /// A model folder: `vocab.json` + `merges.txt`, or `merges.txt` alone.
-    public convenience init(directory: URL, maxLength: Int = defaultMaxLength) throws {
+    public convenience init(directory: URL, maxLength: Int = defaultMaxLength, cleanup: CLIPTextCleanup.Mode = .ftfy) throws {
         let vocabulary = directory.appendingPathComponent("vocab.json")
         let merges = directory.appendingPathComponent("merges.txt")
         if FileManager.default.fileExists(atPath: vocabulary.path) {
-            try self.init(vocabularyFile: vocabulary, mergesFile: merges, maxLength: maxLength)
+            try self.init(vocabularyFile: vocabulary, mergesFile: merges, maxLength: maxLength, cleanup: cleanup)
         } else {
-            try self.init(mergesFile: merges, maxLength: maxLength)
+            try self.init(mergesFile: merges, maxLength: maxLength, cleanup: cleanup)
         }
     }
 
-    private init(vocabulary: [String: Int], merges: [(first: String, second: String)], source: String, maxLength: Int) throws {
+    private init(vocabulary: [String: Int], merges: [(first: String, second: String)], source: String, maxLength: Int,
+                 cleanup: CLIPTextCleanup.Mode) throws {
         precondition(maxLength >= 2, "a CLIP sequence needs room for its start and end tokens")
         func id(of symbol: String) throws -> Int {
             guard let id = vocabulary[symbol] else {
@@ -70,6 +76,7 @@ public final class CLIPTokenizer: TextTokenizer, @unchecked Sendable {
             finalByteSymbol[Int(byte)] = try id(of: String(symbol) + "</w>")
         }
         self.maxLength = maxLength
+        self.cleanup = cleanup
         startOfTextId = try id(of: Self.startOfText)
         endOfTextId = try id(of: Self.endOfText)
         bpe = ByteLevelBPE(byteSymbol: byteSymbol, finalByteSymbol: finalByteSymbol, merges: mergeTable,
@@ -88,7 +95,7 @@ public final class CLIPTokenizer: TextTokenizer, @unchecked Sendable {
             case .token(let token):
                 ids.append(token.id)
             case .text(let scalars):
-                for word in CLIPTextCleanup.preTokenize(CLIPTextCleanup.clean(scalars)) {
+                for word in CLIPTextCleanup.preTokenize(CLIPTextCleanup.clean(scalars, mode: cleanup)) {
                     ids += bpe.encode(word: Array(String(String.UnicodeScalarView(word)).utf8))
                 }
             }

@@ -5,23 +5,46 @@ import XCTest
 final class CLIPTokenizerTests: XCTestCase {
     /// The real vocabulary, derived from CLIP's merges, shared by the tests (loading takes a moment).
     static let real = Result { try CLIPTokenizer(mergesFile: TokenizerFixtures.url("clip-bpe-merges.txt")) }
+    static let realBasic = Result { try CLIPTokenizer(mergesFile: TokenizerFixtures.url("clip-bpe-merges.txt"), cleanup: .basic) }
 
-    func testRealMergesMatchTransformersOnEveryFixtureString() throws {
+    func testFtfyCleanupMatchesTransformersWithFtfyOnTheWholeCorpus() throws {
         let tokenizer = try Self.real.get()
-        TokenizerFixtures.assertMatches(tokenizer, "expected-clip.json", padId: 49407)
+        XCTAssertEqual(tokenizer.cleanup, .ftfy, "ftfy is the default: the reference's environment has it")
+        XCTAssertGreaterThanOrEqual(TokenizerFixtures.ftfyTexts.count, 500)
+        TokenizerFixtures.assertMatches(tokenizer, "expected-clip-ftfy.json", texts: TokenizerFixtures.ftfyTexts, padId: 49407)
+    }
+
+    func testBasicCleanupMatchesTransformersWithoutFtfy() throws {
+        TokenizerFixtures.assertMatches(try Self.realBasic.get(), "expected-clip.json", padId: 49407)
+    }
+
+    func testCleanupModesDifferWhereFtfyFixesText() throws {
+        let ftfy = try Self.real.get(), basic = try Self.realBasic.get()
+        let cases: [(text: String, ftfy: [Int], basic: [Int])] = [
+            ("it’s", [585, 568], [585, 728, 503, 338]),  // curly apostrophe: the 's contraction only after ftfy
+            ("東京タワー", [48338, 21078, 105, 34941, 2429, 107, 30391],  // ftfy keeps the CJK run whole
+             [27667, 365, 21078, 361, 34941, 2429, 107, 30391]),
+            ("Tom &amp; Jerry", [2435, 261, 9164], [2435, 261, 6259, 282, 9164]),
+            ("ﬁne", [3797], [171, 105, 223, 1422]),
+            ("cafÃ©", [15304], [3471, 127, 352, 5811]),  // mojibake of "café"
+        ]
+        for (text, ftfyIds, basicIds) in cases {
+            XCTAssertEqual(ftfy.encode(text).ids.prefix(ftfyIds.count + 2), ([49406] + ftfyIds + [49407])[...], text)
+            XCTAssertEqual(basic.encode(text).ids.prefix(basicIds.count + 2), ([49406] + basicIds + [49407])[...], text)
+        }
     }
 
     func testHuggingFaceLayoutUsesTheVocabularyFileIds() throws {
         // small-clip's vocab.json has shuffled ids, so matching proves ids (BOS/EOS too) come from the file.
         let folder = TokenizerFixtures.url("small-clip")
         let tokenizer = try CLIPTokenizer(vocabularyFile: folder.appendingPathComponent("vocab.json"),
-                                          mergesFile: folder.appendingPathComponent("merges.txt"))
+                                          mergesFile: folder.appendingPathComponent("merges.txt"), cleanup: .basic)
         XCTAssertNotEqual(tokenizer.startOfTextId, 49406)
         TokenizerFixtures.assertMatches(tokenizer, "expected-clip-small.json", padId: tokenizer.endOfTextId)
     }
 
     func testDirectoryPrefersVocabularyFile() throws {
-        let tokenizer = try CLIPTokenizer(directory: TokenizerFixtures.url("small-clip"))
+        let tokenizer = try CLIPTokenizer(directory: TokenizerFixtures.url("small-clip"), cleanup: .basic)
         let expected = TokenizerFixtures.expected("expected-clip-small.json")
         XCTAssertEqual(tokenizer.encode(TokenizerFixtures.texts[0]).ids.prefix(expected[0].ids.count), expected[0].ids[...])
     }

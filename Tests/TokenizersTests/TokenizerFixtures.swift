@@ -1,4 +1,4 @@
-// Fixtures written by tools/fixtures/tokenizers.py from transformers 4.46.3 (see that script).
+// Fixtures written by tools/fixtures/tokenizers.py from transformers 4.43.3 or 4.46.3 (see that script).
 import Foundation
 import XCTest
 @testable import Tokenizers
@@ -27,6 +27,8 @@ enum TokenizerFixtures {
     }
 
     static let texts: [String] = load("texts.json")
+    /// The CLIP ftfy corpus: texts.json's strings and text aimed at each of ftfy's fixes.
+    static let ftfyTexts: [String] = load("clip-ftfy-texts.json")
 
     static func expected(_ name: String) -> [Expected] { load(name) }
 
@@ -41,7 +43,7 @@ enum TokenizerFixtures {
     /// Encodes every fixture string and compares ids (padded), pieces and the truncation flag.
     /// Returns how many strings matched exactly; failures are reported for the first few mismatches.
     @discardableResult
-    static func assertMatches(_ tokenizer: TextTokenizer, _ fixture: String, padId: Int,
+    static func assertMatches(_ tokenizer: TextTokenizer, _ fixture: String, texts: [String] = texts, padId: Int,
                               file: StaticString = #filePath, line: UInt = #line) -> Int {
         let expected = expected(fixture)
         XCTAssertEqual(expected.count, texts.count, "fixture \(fixture) does not cover texts.json", file: file, line: line)
