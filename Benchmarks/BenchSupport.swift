@@ -1,5 +1,6 @@
 // Shared pieces of the full-size benchmarks: options, timing, memory and machine-load figures.
 import Foundation
+import TensorEngine
 
 /// `--name value` and `--flag` options of one subcommand.
 struct BenchArguments {
@@ -18,6 +19,15 @@ struct BenchArguments {
             throw BenchError.usage("\(name) takes \(choices), not \(text)")
         }
         return number
+    }
+
+    func choice<Choice: RawRepresentable & CaseIterable>(_ name: String, default value: Choice) throws -> Choice
+        where Choice.RawValue == String {
+        guard let text = string(name) else { return value }
+        guard let choice = Choice(rawValue: text) else {
+            throw BenchError.usage("\(name) takes \(Choice.allCases.map(\.rawValue).joined(separator: "|")), not \(text)")
+        }
+        return choice
     }
 
     func required(_ name: String) throws -> String {
@@ -61,4 +71,16 @@ func existingFile(_ candidates: [String], hint: String) throws -> String {
         throw BenchError.missingFile(candidates.joined(separator: " or "), hint: hint)
     }
     return found
+}
+
+/// The processor's model name and the instruction sets that decide which kernels run, since the
+/// machines change between sessions and figures compare only within one.
+func processorName() -> String {
+    let info = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+    let lines = info.split(separator: "\n")
+    let model = lines.first { $0.hasPrefix("model name") }?.split(separator: ":", maxSplits: 1).last?
+        .trimmingCharacters(in: .whitespaces) ?? "unknown processor"
+    let flags = Set(lines.first { $0.hasPrefix("flags") }?.split(separator: " ").map(String.init) ?? [])
+    let features = ["avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile"].filter(flags.contains)
+    return "\(model) (\(features.joined(separator: ", "))), OpenBLAS kernels for \(F32MatrixLibrary.openBLASCore)"
 }

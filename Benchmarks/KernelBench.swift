@@ -67,7 +67,7 @@ enum KernelBench {
     static func run(mode: String, arguments: BenchArguments) throws {
         let rounds = try arguments.integer("--rounds", default: 7)
         let cases = mode == "gemm" ? gemmCases() : attentionCases()
-        print("uso-bench \(mode): \(rounds) pairs per row, uso and PyTorch back to back; \(machineLoad())")
+        print("uso-bench \(mode): \(rounds) pairs per row, uso and PyTorch back to back; \(machineLoad()); \(processorName())")
         print("By default here F32 products run on \(F32MatrixLibrary.inUse), BF16 products on \(BF16MatrixKernels.inUse) (timed at start)")
         defer { F32MatrixLibrary.selectFastest() }
         var torch: TorchPeer? = TorchPeer()

@@ -5,14 +5,15 @@ import Foundation
 import TensorEngine
 import ImageIO
 import Pipeline
+import FluxDiT
 
 enum PipelineBench {
-    static let usage = "uso-bench pipeline --model-dir DIR --size 256|512 [--steps 2] [--model-type flux-dev|flux-dev-fp8] "
-        + "[--content IMAGE] [--style IMAGE]"
+    static let usage = "uso-bench pipeline --model-dir DIR --size 256|512|1024 [--steps 2] [--model-type flux-dev|flux-dev-fp8] "
+        + "[--dit-weights auto|bf16|int8] [--step-cache off|balanced|fast] [--cache-dir DIR] [--content IMAGE] [--style IMAGE]"
 
     static func run(_ arguments: BenchArguments) throws {
         let directory = try arguments.required("--model-dir")
-        let size = try arguments.integer("--size", default: 512, allowed: [256, 512])
+        let size = try arguments.integer("--size", default: 512, allowed: [256, 512, 1024])
         let steps = try arguments.integer("--steps", default: 2)
         let typeName = arguments.string("--model-type") ?? "flux-dev"
         guard let modelType = GenerationRequest.ModelType(rawValue: typeName) else {
@@ -20,6 +21,8 @@ enum PipelineBench {
         }
         let pipeline = try USOPipeline(location: ModelLocation(directory: URL(fileURLWithPath: directory), modelType: modelType))
         pipeline.releasesTransformerBeforeDecoding = true   // as `uso generate` does for one image
+        pipeline.convertedWeights = arguments.string("--cache-dir").map { ConvertedWeightCache(directory: URL(fileURLWithPath: $0)) }
+        pipeline.notice = { print("note: \($0)") }
 
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("uso-bench-\(ProcessInfo.processInfo.processIdentifier)")
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
@@ -33,9 +36,12 @@ enum PipelineBench {
         request.height = size
         request.steps = steps
         request.modelType = modelType
-        request.contentReferenceSize = size   // a reference as large as the image, as `uso-bench flux` times
+        request.contentReferenceSize = min(size, 512)   // as large as the image, at most the reference's default
+        request.ditWeights = try arguments.choice("--dit-weights", default: .auto)
+        request.stepCache = try arguments.choice("--step-cache", default: .off)
 
-        print("uso-bench pipeline: \(typeName) \(size)x\(size), \(steps) steps, \(directory), \(machineLoad())")
+        print("uso-bench pipeline: \(typeName) \(size)x\(size), \(steps) steps, DiT weights \(request.ditWeights), "
+              + "step cache \(request.stepCache), \(directory), \(machineLoad()); \(processorName())")
         let recorder = StageRecorder()
         let result = try pipeline.generate(request, cancellation: CancellationFlag()) { recorder.record($0) }
         recorder.finish()
@@ -44,6 +50,7 @@ enum PipelineBench {
                   + String(format: "%8.1f s   peak RSS %@", stage.seconds, gigabytes(stage.peakBytes)))
         }
         let overall = recorder.stages.map(\.peakBytes).max() ?? 0
+        print("stages: \(result.timings)")
         print(String(format: "total %.1f s, image %dx%d, peak RSS %@, %@", result.seconds, result.image.width, result.image.height,
                      gigabytes(overall), machineLoad()))
         print("| \(typeName) | \(size)x\(size) | " + recorder.stages.map { String(format: "%.1f s / %@", $0.seconds, gigabytes($0.peakBytes)) }

@@ -53,11 +53,13 @@ public enum FluxStepBenchmark {
         public var gflopsPerSecond: Double { stepFLOPs / stepSeconds / 1e9 }
         /// The process's peak resident set (VmHWM) after the step.
         public let peakResidentBytes: Int
+        /// CPU seconds of the process over the step's wall seconds (2.0 = both of two cores busy).
+        public let cpuUtilisation: Double
 
         public var description: String {
-            String(format: "%@: N=%d, step %.2f s (double blocks %.2f s, single blocks %.2f s, other %.2f s), prepare %.2f s, %.1f TFLOP, %.1f GFLOP/s, peak RSS %.2f GB",
+            String(format: "%@: N=%d, step %.2f s (double blocks %.2f s, single blocks %.2f s, other %.2f s), prepare %.2f s, %.1f TFLOP, %.1f GFLOP/s, CPU %.0f%%, peak RSS %.2f GB",
                    scenario.description, sequenceLength, stepSeconds, doubleBlockSeconds, singleBlockSeconds,
-                   stepSeconds - doubleBlockSeconds - singleBlockSeconds, prepareSeconds, stepFLOPs / 1e12, gflopsPerSecond,
+                   stepSeconds - doubleBlockSeconds - singleBlockSeconds, prepareSeconds, stepFLOPs / 1e12, gflopsPerSecond, 100 * cpuUtilisation,
                    Double(peakResidentBytes) / 1e9)
         }
     }
@@ -86,10 +88,10 @@ public enum FluxStepBenchmark {
 
         let prepareStart = ContinuousClock.now
         let context = try dit.prepare(conditioning)
-        let stepStart = ContinuousClock.now
+        let stepStart = ContinuousClock.now, cpuStart = processCPUSeconds()
         let stages = StageTimes()
         _ = try dit.velocity(image: image, timestep: 0.9, guidance: config.guidanceEmbed ? 4 : nil, context: context, stages: stages)
-        let stepEnd = ContinuousClock.now
+        let stepEnd = ContinuousClock.now, cpuEnd = processCPUSeconds()
 
         let textLength = scenario.textTokens + styleCount
         let imageLength = image.shape[0] + references.reduce(0) { $0 + $1.tokens.shape[0] }
@@ -98,7 +100,16 @@ public enum FluxStepBenchmark {
                       doubleBlockSeconds: seconds(stages.doubleBlocks), singleBlockSeconds: seconds(stages.singleBlocks),
                       stepFLOPs: stepFLOPs(config: config, runtimeLoRARank: dit.lora?.mode == .runtime ? dit.lora?.rank : nil,
                                            textLength: textLength, imageLength: imageLength, targetLength: image.shape[0]),
-                      peakResidentBytes: peakResidentBytes())
+                      peakResidentBytes: peakResidentBytes(),
+                      cpuUtilisation: (cpuEnd - cpuStart) / max(seconds(stepStart.duration(to: stepEnd)), 1e-9))
+    }
+
+    /// User + system CPU seconds of this process so far.
+    static func processCPUSeconds() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        let time = { (t: timeval) in Double(t.tv_sec) + Double(t.tv_usec) * 1e-6 }
+        return time(usage.ru_utime) + time(usage.ru_stime)
     }
 
     /// FLOPs of one `velocity` call (spec §9.3's accounting).

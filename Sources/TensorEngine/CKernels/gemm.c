@@ -136,6 +136,38 @@ static int onednn_matmul(const gemm_key *key, const void *a, const void *b, void
     return status ? 4 : 0;
 }
 
+// OpenBLAS picks its kernels for the processor when it loads (DYNAMIC_ARCH). Debian's 0.3.21 does not
+// know processors newer than itself (Sapphire and Emerald Rapids among them) and falls back to its
+// Prescott (SSE3) kernels, measured 4x slower than its SkylakeX ones on such a Xeon. Where it chose a
+// core below what the processor runs, and the user has not chosen one with OPENBLAS_CORETYPE, its
+// dynamic init runs again with the right core, before main, while nothing else calls it.
+char *openblas_get_corename(void);
+void gotoblas_dynamic_init(void);
+void gotoblas_dynamic_quit(void);
+
+__attribute__((constructor)) static void choose_openblas_core(void) {
+#if defined(__x86_64__)
+    if (getenv("OPENBLAS_CORETYPE")) return;
+    const char *chosen = openblas_get_corename();
+    static const char *const below_avx2[] = {"Prescott", "Core2", "Penryn", "Dunnington", "Nehalem", "Atom", "Sandybridge",
+                                             "Northwood", "Katmai", "Coppermine", "Banias", "Athlon", "Opteron", "Barcelona",
+                                             "Bobcat", "Nano", "Unknown"};
+    int outdated = 0;
+    for (size_t i = 0; i < sizeof below_avx2 / sizeof *below_avx2; i++)
+        outdated |= chosen && strncmp(chosen, below_avx2[i], strlen(below_avx2[i])) == 0;
+    const char *better = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") ? "SKYLAKEX"
+                         : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? "HASWELL" : NULL;
+    if (!outdated || !better) return;
+    gotoblas_dynamic_quit();
+    setenv("OPENBLAS_CORETYPE", better, 1);
+    gotoblas_dynamic_init();
+    unsetenv("OPENBLAS_CORETYPE");
+#endif
+}
+
+const char *uso_blas_core_name(void) { return openblas_get_corename(); }
+
 static int f32_engine = -1;   // 0 = OpenBLAS, 1 = oneDNN, -1 = the faster here (calibrate())
 void uso_set_f32_gemm_engine(int engine_choice) { f32_engine = engine_choice; }
 int uso_blas_threads(void) { return openblas_get_num_threads(); }

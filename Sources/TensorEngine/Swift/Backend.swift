@@ -22,6 +22,9 @@ public enum F32MatrixLibrary: Int32, Sendable, CaseIterable {
 
     /// What F32 products run on in this process now.
     public static var inUse: F32MatrixLibrary { F32MatrixLibrary(rawValue: uso_f32_gemm_engine())! }
+
+    /// The processor core OpenBLAS chose its kernels for.
+    public static var openBLASCore: String { String(cString: uso_blas_core_name()) }
 }
 
 /// What runs BF16 matrix products (linear layers and attention) on the CPU: bf16 inputs, f32

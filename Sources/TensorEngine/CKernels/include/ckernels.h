@@ -116,6 +116,8 @@ int uso_bf16_gemm_path(void);
 void uso_set_f32_gemm_engine(int engine);
 // The F32 engine in use now (0 or 1).
 int uso_f32_gemm_engine(void);
+// The processor core OpenBLAS runs its kernels for (e.g. "SkylakeX", "Haswell", "Zen").
+const char *uso_blas_core_name(void);
 // oneDNN's thread count for GEMMs started from the calling thread (OpenMP's per-thread setting).
 int uso_gemm_threads(void);
 void uso_set_gemm_threads(int n);
