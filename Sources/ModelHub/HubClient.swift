@@ -48,21 +48,35 @@ public final class HubClient: @unchecked Sendable {
     public let retry: RetryPolicy
     private let http: HTTPClient
     private let hubOrigin: Origin?
+    /// A hub that takes longer than this to accept a connection is not coming: say so early.
+    public static let defaultConnectTimeout: TimeAmount = .seconds(10)
+    private let connectTimeout: TimeAmount
     /// Time to wait for a response's headers; the body is then only bounded by the read timeout.
     private let headTimeout: TimeAmount = .seconds(60)
     private let userAgent = "uso-download/1.0"
+    /// One-line reports of what the client is doing while no byte has arrived yet: connecting, retrying.
+    private let notice: @Sendable (String) -> Void
+    private let lock = NSLock()
+    private var hasAnnouncedConnecting = false
 
+    /// `notice` gets the lines that say what the client is waiting for (stderr by default).
     public init(endpoint: String, token: HubEnvironment.Token?, retry: RetryPolicy = RetryPolicy(),
-                readTimeout: TimeAmount = .seconds(60)) {
+                connectTimeout: TimeAmount = HubClient.defaultConnectTimeout, readTimeout: TimeAmount = .seconds(60),
+                notice: @escaping @Sendable (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }) {
         self.endpoint = endpoint
         self.token = token
         self.retry = retry
         self.hubOrigin = Origin(endpoint)
+        self.connectTimeout = connectTimeout
+        self.notice = notice
         // Redirects are followed by hand so the token never reaches the storage host.
-        let configuration = HTTPClient.Configuration(
+        var configuration = HTTPClient.Configuration(
             redirectConfiguration: .disallow,
-            timeout: .init(connect: .seconds(20), read: readTimeout),
+            timeout: .init(connect: connectTimeout, read: readTimeout),
             decompression: .disabled)
+        // A failed connection fails the request at once: the pool would otherwise retry in silence until the
+        // request's deadline; `withRetries` retries and says so.
+        configuration.connectionPool.retryConnectionEstablishment = false
         http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
     }
 
@@ -82,7 +96,7 @@ public final class HubClient: @unchecked Sendable {
 
     public func metadata(of repository: HubRepository, path: String) async throws -> RemoteFileMetadata {
         let url = resolveURL(repository, path: path)
-        return try await withRetries(url: url) {
+        return try await withRetries(url: url, path: path) {
             // Like huggingface_hub: follow only same-host redirects (renamed repositories); the 302 to the
             // storage host already carries the linked headers.
             let response = try await self.send(.HEAD, url: url, headers: [], followingCrossHostRedirects: false)
@@ -133,7 +147,8 @@ public final class HubClient: @unchecked Sendable {
                 try state.prepare(expectedSize: metadata.size)
                 onProgress(state.bytesOnDisk)
                 if state.bytesOnDisk < metadata.size {
-                    try await fetch(url, repository: repository, path: path, into: state, onProgress: onProgress)
+                    try await fetch(url, repository: repository, path: path, size: metadata.size, into: state,
+                                    onProgress: onProgress)
                 }
                 if state.bytesOnDisk < metadata.size {
                     throw TransientFailure.unexpectedResponse(
@@ -143,17 +158,15 @@ public final class HubClient: @unchecked Sendable {
                 throw error
             } catch is CancellationError {
                 throw CancellationError()
+            } catch let oversize as Oversize {
+                // More bytes than announced: the file changed on the hub or the server is wrong.
+                state.discard()
+                throw HubError.oversize(path: destination.path, announced: metadata.size, atLeast: oversize.atLeast)
             } catch let transient {
                 if state.bytesOnDisk > bytesBefore { failedAttempts = 0 }
                 failedAttempts += 1
-                guard failedAttempts < retry.maximumAttempts else { throw Self.finalError(transient, url: url) }
-                try await Task.sleep(nanoseconds: UInt64(delay(for: transient, attempt: failedAttempts) * 1e9))
+                try await pause(after: transient, attempt: failedAttempts, url: url, path: path)
                 continue
-            }
-            guard state.bytesOnDisk == metadata.size else {
-                // More bytes than announced: the file changed on the hub or the partial is foreign.
-                state.discard()
-                throw HubError.sizeMismatch(path: destination.path, expected: metadata.size, actual: state.bytesOnDisk)
             }
             let digest = state.finishHash()
             if let expected = metadata.sha256, digest != expected {
@@ -164,6 +177,7 @@ public final class HubClient: @unchecked Sendable {
                     throw HubError.checksumMismatch(path: destination.path, expected: expected, actual: digest,
                                                     attempts: checksumFailures)
                 }
+                notice("\(path): the SHA-256 does not match the hub's; downloading it again")
                 continue
             }
             try state.moveIntoPlace(at: destination)
@@ -171,8 +185,11 @@ public final class HubClient: @unchecked Sendable {
         }
     }
 
-    /// One GET: appends the response body to the partial file, from its current size.
-    private func fetch(_ url: String, repository: HubRepository, path: String, into state: PartialDownload,
+    /// A body longer than the file's announced `size`: nothing beyond the size is written.
+    private struct Oversize: Error { let atLeast: UInt64 }
+
+    /// One GET: appends the response body to the partial file, from its current size, up to `size`.
+    private func fetch(_ url: String, repository: HubRepository, path: String, size: UInt64, into state: PartialDownload,
                        onProgress: (UInt64) -> Void) async throws {
         let offset = state.bytesOnDisk
         var headers: [(String, String)] = []
@@ -195,7 +212,13 @@ public final class HubClient: @unchecked Sendable {
             try throwForHubStatus(response.head, repository: repository, path: path, url: url)
             throw TransientFailure.unexpectedResponse("status \(response.head.status.code)")
         }
+        let start = state.bytesOnDisk
+        if let length = response.head.headers.first(name: "Content-Length").flatMap(UInt64.init), start + length > size {
+            throw Oversize(atLeast: start + length)
+        }
         for try await buffer in response.body {
+            let end = state.bytesOnDisk + UInt64(buffer.readableBytes)
+            guard end <= size else { throw Oversize(atLeast: end) }
             try state.append(buffer)
             onProgress(state.bytesOnDisk)
         }
@@ -210,7 +233,7 @@ public final class HubClient: @unchecked Sendable {
 
     // MARK: HTTP
 
-    private struct Origin: Equatable {
+    private struct Origin: Equatable, CustomStringConvertible {
         let scheme: String, host: String, port: Int?
         init?(_ url: String) {
             guard let components = URLComponents(string: url), let scheme = components.scheme?.lowercased(),
@@ -218,6 +241,11 @@ public final class HubClient: @unchecked Sendable {
             self.scheme = scheme
             self.host = host
             self.port = components.port ?? (scheme == "https" ? 443 : scheme == "http" ? 80 : nil)
+        }
+
+        var description: String {
+            let isDefaultPort = (scheme == "https" && port == 443) || (scheme == "http" && port == 80)
+            return "\(scheme)://\(host)" + (port.map { isDefaultPort ? "" : ":\($0)" } ?? "")
         }
     }
 
@@ -228,6 +256,7 @@ public final class HubClient: @unchecked Sendable {
 
     private func send(_ method: HTTPMethod, url: String, headers: [(String, String)],
                       followingCrossHostRedirects: Bool) async throws -> Response {
+        announceConnecting()
         var currentURL = url
         for _ in 0..<10 {
             var request = HTTPClientRequest(url: currentURL)
@@ -238,7 +267,15 @@ public final class HubClient: @unchecked Sendable {
             if let token, let origin = Origin(currentURL), origin == hubOrigin {
                 request.headers.add(name: "Authorization", value: "Bearer \(token.value)")
             }
-            let response = try await http.execute(request, timeout: headTimeout)
+            let response: HTTPClientResponse
+            do {
+                response = try await http.execute(request, timeout: headTimeout)
+            } catch let error as HTTPClientError where error == .cancelled {
+                throw CancellationError()
+            } catch {
+                throw TransientFailure.noResponse(origin: Origin(currentURL)?.description ?? currentURL,
+                                                  reason: describeConnectionFailure(error))
+            }
             guard [301, 302, 303, 307, 308].contains(response.status.code),
                   let location = response.headers.first(name: "Location"),
                   let target = URL(string: location, relativeTo: URL(string: currentURL))?.absoluteString else {
@@ -293,7 +330,7 @@ public final class HubClient: @unchecked Sendable {
 
     // MARK: Retries
 
-    private func withRetries<T>(url: String, _ operation: () async throws -> T) async throws -> T {
+    private func withRetries<T>(url: String, path: String, _ operation: () async throws -> T) async throws -> T {
         var attempt = 0
         while true {
             do {
@@ -304,18 +341,57 @@ public final class HubClient: @unchecked Sendable {
                 throw CancellationError()
             } catch let transient {
                 attempt += 1
-                guard attempt < retry.maximumAttempts else { throw Self.finalError(transient, url: url) }
-                try await Task.sleep(nanoseconds: UInt64(delay(for: transient, attempt: attempt) * 1e9))
+                try await pause(after: transient, attempt: attempt, url: url, path: path)
             }
         }
     }
 
-    private func delay(for error: Error, attempt: Int) -> Double {
-        if case TransientFailure.rateLimited(let retryAfter?) = error { return min(retryAfter, retry.maximumRetryAfter) }
-        return retry.backoff(afterAttempt: attempt)
+    /// Waits before the next try and says why; throws the final error once the tries are used up.
+    private func pause(after error: Error, attempt: Int, url: String, path: String) async throws {
+        guard attempt < retry.maximumAttempts else { throw finalError(error, url: url) }
+        let seconds: Double
+        if case TransientFailure.rateLimited(let retryAfter?) = error {
+            seconds = min(retryAfter, retry.maximumRetryAfter)
+        } else {
+            seconds = retry.backoff(afterAttempt: attempt)
+        }
+        notice("\(path): \(Self.describe(error)); retrying in \(TerminalProgress.duration(seconds)) "
+               + "(try \(attempt + 1) of \(retry.maximumAttempts))")
+        try await Task.sleep(nanoseconds: UInt64(seconds * 1e9))
     }
 
-    private static func finalError(_ error: Error, url: String) -> HubError {
+    /// "connecting to …" before the first request, so a slow or unreachable hub is not a silent wait.
+    private func announceConnecting() {
+        let isFirst = lock.withLock {
+            defer { hasAnnouncedConnecting = true }
+            return !hasAnnouncedConnecting
+        }
+        if isFirst { notice("connecting to \(endpoint) …") }
+    }
+
+    private func describeConnectionFailure(_ error: Error) -> String {
+        switch error as? HTTPClientError {
+        case .connectTimeout?:
+            "no connection within \(TerminalProgress.duration(Double(connectTimeout.nanoseconds) / 1e9))"
+        case .deadlineExceeded?:
+            "no response within \(TerminalProgress.duration(Double(headTimeout.nanoseconds) / 1e9))"
+        default:
+            // A failed connect is an IOError carrying the system's reason, e.g. "Connection refused".
+            (error as? IOError).map { String(cString: strerror($0.errnoCode)).lowercased() } ?? "\(error)"
+        }
+    }
+
+    private static func describe(_ error: Error) -> String {
+        switch error {
+        case TransientFailure.rateLimited: "the hub is rate-limiting requests (429)"
+        case TransientFailure.serverError(let code, let message): "the hub answered \(code)\(message.map { " (\($0))" } ?? "")"
+        case TransientFailure.unexpectedResponse(let reason): reason
+        case TransientFailure.noResponse(let origin, let reason): "no response from \(origin): \(reason)"
+        default: "the connection failed: \(error)"
+        }
+    }
+
+    private func finalError(_ error: Error, url: String) -> HubError {
         switch error {
         case TransientFailure.rateLimited:
             return .httpStatus(code: 429, url: url, message: "still rate-limited after retries; wait and run again")
@@ -323,6 +399,8 @@ public final class HubClient: @unchecked Sendable {
             return .httpStatus(code: code, url: url, message: message ?? "the hub kept failing; try again later")
         case TransientFailure.unexpectedResponse(let reason):
             return .transport(url: url, reason: reason)
+        case TransientFailure.noResponse(let origin, let reason):
+            return .unreachable(origin: origin, endpoint: endpoint, reason: reason)
         default:
             return .transport(url: url, reason: String(describing: error))
         }
@@ -334,4 +412,6 @@ enum TransientFailure: Error {
     case rateLimited(retryAfter: Double?)
     case serverError(code: Int, message: String?)
     case unexpectedResponse(String)
+    /// No response head: the connection could not be made, or nothing came back in time.
+    case noResponse(origin: String, reason: String)
 }

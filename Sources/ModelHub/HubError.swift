@@ -1,5 +1,6 @@
 // The downloader's failures, each worded as what happened and what to do next.
 import Foundation
+import ModelLayout
 
 public enum HubError: Error, CustomStringConvertible, Equatable {
     /// 401: no token, or the hub did not accept it.
@@ -12,9 +13,12 @@ public enum HubError: Error, CustomStringConvertible, Equatable {
     /// A status the downloader does not retry, or still got after all retries.
     case httpStatus(code: Int, url: String, message: String?)
     case transport(url: String, reason: String)
+    /// No response from `origin` (the hub, or the storage host it redirects to) after every retry.
+    case unreachable(origin: String, endpoint: String, reason: String)
     case tooManyRedirects(url: String)
     case checksumMismatch(path: String, expected: String, actual: String, attempts: Int)
-    case sizeMismatch(path: String, expected: UInt64, actual: UInt64)
+    /// The server sent (or announced) more than the hub's size for the file; the download was stopped there.
+    case oversize(path: String, announced: UInt64, atLeast: UInt64)
     case insufficientDiskSpace(directory: String, needed: UInt64, available: UInt64)
     /// The disk filled up while writing: the partial file is kept so the next run resumes.
     case diskFull(partialFile: String, bytesWritten: UInt64)
@@ -42,13 +46,18 @@ public enum HubError: Error, CustomStringConvertible, Equatable {
         case .transport(let url, let reason):
             return "could not download \(url): \(reason). Check the network (and HF_ENDPOINT), then run again; "
                 + "finished bytes are kept."
+        case .unreachable(let origin, let endpoint, let reason):
+            let what = endpoint.hasPrefix(origin) ? "the hub at \(origin)" : "\(origin), where the hub at \(endpoint) sent the download,"
+            return "cannot reach \(what): \(reason). Check the network connection, a firewall or proxy, and HF_ENDPOINT "
+                + "(it is \(endpoint); unset it for \(HubEnvironment.defaultEndpoint)). Finished bytes are kept: run again."
         case .tooManyRedirects(let url):
             return "too many redirects for \(url)."
         case .checksumMismatch(let path, let expected, let actual, let attempts):
             return "\(path): SHA-256 \(actual) does not match the hub's \(expected) after \(attempts) attempts; "
                 + "the damaged download was deleted. Run again, or check for a proxy that alters downloads."
-        case .sizeMismatch(let path, let expected, let actual):
-            return "\(path): received \(actual) bytes, the hub announced \(expected)."
+        case .oversize(let path, let announced, let atLeast):
+            return "\(path): the server sends at least \(atLeast) bytes, but the hub announced \(announced); the "
+                + "download was stopped at the announced size and deleted. The file may have changed on the hub: run again."
         case .insufficientDiskSpace(let directory, let needed, let available):
             return "not enough disk space in \(directory): the download needs \(ByteCount(needed)), "
                 + "\(ByteCount(available)) is free. Free some space or choose another --model-dir."

@@ -9,10 +9,13 @@ public struct APIError: Error, HTTPResponseError, Equatable {
     /// Extra headers, e.g. Retry-After on 503 or WWW-Authenticate on 401.
     var headers: HTTPFields = [:]
 
-    init(_ status: HTTPResponse.Status, _ message: String, headers: HTTPFields = [:]) {
+    /// `closingConnection` for refusals made before the request's body is read: the connection ends
+    /// after the response (see CloseAfterResponseHandler) instead of reading the rest of the body.
+    init(_ status: HTTPResponse.Status, _ message: String, headers: HTTPFields = [:], closingConnection: Bool = false) {
         self.status = status
         self.message = message
         self.headers = headers
+        if closingConnection { self.headers[.connection] = "close" }
     }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
@@ -28,7 +31,14 @@ public struct APIError: Error, HTTPResponseError, Equatable {
 
     static func badRequest(_ message: String) -> APIError { APIError(.badRequest, message) }
     static func notFound(_ message: String) -> APIError { APIError(.notFound, message) }
-    static func tooLarge(_ message: String) -> APIError { APIError(.contentTooLarge, message) }
+    static func tooLarge(_ message: String, closingConnection: Bool = false) -> APIError {
+        APIError(.contentTooLarge, message, closingConnection: closingConnection)
+    }
+}
+
+/// The request body stopped short: the client went away, or broke the framing, while sending it.
+struct IncompleteBody: Error {
+    let reason: String
 }
 
 /// Turns every error a handler throws, including the router's own 404/405 and body-size refusals,
@@ -43,7 +53,13 @@ struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             let message = error.body ?? Self.sentence(for: error.status, path: request.uri.path)
             throw APIError(error.status, message, headers: error.headers)
         } catch let error as HTTPResponseError {
-            throw APIError(error.status, Self.sentence(for: error.status, path: request.uri.path))
+            // A body over the limit is not read any further.
+            throw APIError(error.status, Self.sentence(for: error.status, path: request.uri.path),
+                           closingConnection: error.status == .contentTooLarge)
+        } catch let error as IncompleteBody {
+            // Clients close connections mid-upload (a closed tab, a timeout): theirs to log, not the server's.
+            context.logger.debug("client went away during \(request.method) \(request.uri.path): \(error.reason)")
+            throw APIError.badRequest("the request body ended before its declared end")
         } catch {
             context.logger.error("unexpected error on \(request.method) \(request.uri.path): \(error)")
             throw APIError(.internalServerError, "internal error: \(error)")

@@ -62,6 +62,20 @@ public struct JobSnapshot: Sendable, Codable, Equatable {
     public var createdAt: Date
     public var startedAt: Date?
     public var finishedAt: Date?
+    /// Set in the history list when the prompt there is cut short (`GET /api/jobs/{id}` has all of it).
+    public var promptTruncated: Bool?
+
+    /// Prompts in the history list are cut to this many characters, so a full history stays a small response.
+    static let listedPromptLength = 200
+
+    /// The job as the history list shows it.
+    func listed() -> JobSnapshot {
+        guard parameters.prompt.count > Self.listedPromptLength else { return self }
+        var listed = self
+        listed.parameters.prompt = String(parameters.prompt.prefix(Self.listedPromptLength))
+        listed.promptTruncated = true
+        return listed
+    }
 }
 
 /// The server's record of one job (internal: paths never leave the server). Its mutable state is

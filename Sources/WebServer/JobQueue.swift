@@ -99,9 +99,9 @@ final class JobQueue: @unchecked Sendable {
         lock.withLock { jobs[id].map(snapshotLocked) }
     }
 
-    /// Newest first.
+    /// Newest first, prompts cut short.
     func history() -> [JobSnapshot] {
-        lock.withLock { order.reversed().compactMap { jobs[$0].map(snapshotLocked) } }
+        lock.withLock { order.reversed().compactMap { jobs[$0].map { snapshotLocked($0).listed() } } }
     }
 
     func resultFile(_ id: String) -> URL? {

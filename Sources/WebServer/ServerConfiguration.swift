@@ -77,8 +77,18 @@ public struct ServerConfiguration: Sendable {
     public var host = "127.0.0.1"
     /// 0 picks a free port (tests); `onListening` reports it.
     public var port = 7860
+    /// Host header names accepted beside the listen address (and, on loopback or a wildcard address,
+    /// localhost, 127.0.0.1 and [::1]); others get 421, which stops DNS rebinding. `--allowed-host`.
+    public var allowedHosts: [String] = []
     /// When set, every `/api/` request needs `Authorization: Bearer <token>`.
     public var token: String?
+    /// Connections open at once; further ones wait, unaccepted, until one closes.
+    public var maxConnections = 64
+    /// A connection is closed when no request part arrives for this long: a request's head must be
+    /// complete within it, and a body may not stall longer (a running response is not cut).
+    public var idleTimeout: Duration = .seconds(30)
+    /// Job submissions whose bodies are read at once (each up to `uploads.maxRequestBytes`); more get 503.
+    public var maxConcurrentUploads = 4
     /// How many unfinished jobs (waiting + running) the server holds; one more is refused with 503.
     public var queueCapacity = 8
     /// Finished jobs kept for the history gallery; older ones are forgotten (their images stay on disk).
@@ -89,4 +99,10 @@ public struct ServerConfiguration: Sendable {
     public var capabilities = GeneratorCapabilities.reference
 
     public init() {}
+}
+
+/// Why `uso serve` cannot start, in a sentence that says what to change.
+public struct ServerStartError: Error, CustomStringConvertible, LocalizedError {
+    public let description: String
+    public var errorDescription: String? { description }
 }

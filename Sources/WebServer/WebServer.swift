@@ -1,5 +1,8 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
+import Logging
+import NIOCore
 import Pipeline
 
 /// `uso serve`: the page at `/`, the JSON API under `/api/`, and one generation queue.
@@ -7,37 +10,64 @@ import Pipeline
 public final class USOWebServer: Sendable {
     public let configuration: ServerConfiguration
     let queue: JobQueue
+    let uploadSlots: UploadSlots
     private let uploads: UploadFolder
     private let presets: PresetLibrary
 
     /// `requestTemplate` holds the settings every job shares (model type, precision, LoRA and
     /// SigLIP switches); each job fills in its prompt, references, size, steps, guidance and seed.
+    /// Throws when the output folder cannot be written, so that `uso serve` stops before serving.
     public init(configuration: ServerConfiguration, requestTemplate: GenerationRequest = GenerationRequest(prompt: ""),
                 generator factory: @escaping GeneratorFactory) throws {
+        try Self.checkWritable(configuration.outputRoot)
         self.configuration = configuration
         self.requestTemplate = requestTemplate
         uploads = try UploadFolder()
         presets = PresetLibrary.load()
+        uploadSlots = UploadSlots(limit: configuration.maxConcurrentUploads)
         queue = JobQueue(capacity: configuration.queueCapacity, historyLimit: configuration.historyLimit,
                          outputRoot: configuration.outputRoot, uploads: uploads, factory: factory)
     }
 
     private let requestTemplate: GenerationRequest
 
+    /// Results that cannot be saved should stop `uso serve` at start, not fail every job later.
+    private static func checkWritable(_ folder: URL) throws {
+        // Made as the first job would make it; if that fails, the probe's error says why.
+        try? FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let probe = folder.appendingPathComponent(".uso-serve-write-test-\(UUID().uuidString)").path
+        let descriptor = open(probe, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        guard descriptor >= 0 else {
+            throw ServerStartError(description: "cannot write results to \(folder.path) (--save-path): "
+                                   + "\(String(cString: strerror(errno)).lowercased()); choose a writable folder")
+        }
+        close(descriptor)
+        unlink(probe)
+    }
+
     /// Serves until SIGINT or SIGTERM, then cancels the queue and removes the uploads.
     public func run(onListening: @escaping @Sendable (_ host: String, _ port: Int) async -> Void = { _, _ in }) async throws {
         let host = configuration.host
-        let app = application { port in await onListening(host, port) }
+        let app = application { port in
+            await onListening(host, port)
+            // The start-up line must reach a log file or pipe now, not when the buffer fills.
+            fflush(stdout)
+        }
         defer { stop() }
         try await app.runService()
     }
 
     /// The Hummingbird application (the tests run it on an ephemeral port).
-    public func application(onListening: @escaping @Sendable (_ port: Int) async -> Void = { _ in })
+    public func application(logger: Logger? = nil, onListening: @escaping @Sendable (_ port: Int) async -> Void = { _ in })
         -> Application<RouterResponder<BasicRequestContext>> {
-        Application(router: router(), configuration: .init(address: .hostname(configuration.host, port: configuration.port),
-                                                            serverName: "uso"),
-                    onServerRunning: { channel in await onListening(channel.localAddress?.port ?? 0) })
+        let http1 = HTTP1Channel.Configuration(additionalChannelHandlers: [CloseAfterResponseHandler()],
+                                               idleTimeout: TimeAmount(configuration.idleTimeout))
+        return Application(
+            router: router(), server: .http1(configuration: http1),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "uso",
+                                 availableConnectionsDelegate: MaximumAvailableConnections(configuration.maxConnections)),
+            onServerRunning: { channel in await onListening(channel.localAddress?.port ?? 0) },
+            logger: logger)
     }
 
     /// Where uploaded references are kept while their jobs are remembered.
@@ -51,28 +81,51 @@ public final class USOWebServer: Sendable {
 
     // MARK: Routes
 
+    private typealias Handler = @Sendable (Request, BasicRequestContext) async throws -> Response
+
     private func router() -> Router<BasicRequestContext> {
         let router = Router()
         router.add(middleware: JSONErrorMiddleware())
+        router.add(middleware: HostCheckMiddleware(allowed: AllowedHosts(boundHost: configuration.host,
+                                                                         extra: configuration.allowedHosts)))
+        router.add(middleware: DeclaredBodyLimitMiddleware(limit: configuration.uploads.maxRequestBytes))
         router.add(middleware: SameOriginMiddleware())
-        router.get("/") { _, _ in Self.pageResponse() }
-        router.get("/health") { _, _ in self.health() }
-        router.get("/presets/:name") { _, context in try self.presetImage(context.parameters.require("name")) }
+        Self.route(router, "/", [.get: { _, _ in Self.pageResponse() }])
+        Self.route(router, "/health", [.get: { _, _ in self.health() }])
+        Self.route(router, "/presets/:name", [.get: { _, context in try self.presetImage(context.parameters.require("name")) }])
 
         let api = router.group("api")
         if let token = configuration.token { api.add(middleware: BearerTokenMiddleware(token: token)) }
-        api.get("info") { _, _ in self.info() }
-        api.get("presets") { _, _ in JSONResponse.make(self.presets.presets) }
-        api.post("jobs") { request, context in try await self.submit(request, context: context) }
-        api.get("jobs") { _, _ in JSONResponse.make(self.queue.history()) }
-        api.get("jobs/:id") { _, context in try self.status(context.parameters.require("id")) }
-        api.delete("jobs/:id") { _, context in try self.cancel(context.parameters.require("id")) }
-        api.get("jobs/:id/events") { _, context in try self.events(context.parameters.require("id")) }
-        api.get("jobs/:id/image") { _, context in try self.image(context.parameters.require("id")) }
-        api.get("jobs/:id/inputs/:which") { _, context in
+        Self.route(api, "info", [.get: { _, _ in self.info() }])
+        Self.route(api, "presets", [.get: { _, _ in JSONResponse.make(self.presets.presets) }])
+        Self.route(api, "jobs", [
+            .get: { _, _ in JSONResponse.make(self.queue.history()) },
+            .post: { request, context in try await self.submit(request, context: context) },
+        ])
+        Self.route(api, "jobs/:id", [
+            .get: { _, context in try self.status(context.parameters.require("id")) },
+            .delete: { _, context in try self.cancel(context.parameters.require("id")) },
+        ])
+        Self.route(api, "jobs/:id/events", [.get: { _, context in try self.events(context.parameters.require("id")) }])
+        Self.route(api, "jobs/:id/image", [.get: { _, context in try self.image(context.parameters.require("id")) }])
+        Self.route(api, "jobs/:id/inputs/:which", [.get: { _, context in
             try self.input(context.parameters.require("id"), which: context.parameters.require("which"))
-        }
+        }])
         return router
+    }
+
+    /// `handlers` on `path`, and 405 with Allow for the other methods (the router alone would answer 404).
+    private static func route(_ routes: some RouterMethods<BasicRequestContext>, _ path: RouterPath,
+                              _ handlers: KeyValuePairs<HTTPRequest.Method, Handler>) {
+        let allowed = handlers.map(\.key)
+        let allow = allowed.map(\.rawValue).joined(separator: ", ")
+        for (method, handler) in handlers { routes.on(path, method: method, use: handler) }
+        for method in [HTTPRequest.Method.get, .head, .post, .put, .patch, .delete, .options] where !allowed.contains(method) {
+            routes.on(path, method: method) { request, _ -> Response in
+                throw APIError(.methodNotAllowed, "\(request.method) is not allowed on \(request.uri.path); use \(allow)",
+                               headers: [.allow: allow])
+            }
+        }
     }
 
     private static func pageResponse() -> Response {
@@ -97,14 +150,18 @@ public final class USOWebServer: Sendable {
             let uploads: UploadLimits
             let queueCapacity: Int
             let modelType: String
+            let maxPromptLength: Int
         }
         return JSONResponse.make(Info(capabilities: configuration.capabilities, uploads: configuration.uploads,
-                                      queueCapacity: queue.capacity, modelType: requestTemplate.modelType.rawValue))
+                                      queueCapacity: queue.capacity, modelType: requestTemplate.modelType.rawValue,
+                                      maxPromptLength: SubmissionBody.maxPromptLength))
     }
 
     private func submit(_ request: Request, context: BasicRequestContext) async throws -> Response {
-        let fields = try await SubmissionBody.fields(of: request, limit: configuration.uploads.maxRequestBytes)
-        let submission = try JobSubmission(fields: fields, capabilities: configuration.capabilities, limits: configuration.uploads)
+        let submission = try await uploadSlots.withSlot {
+            let fields = try await SubmissionBody.fields(of: request, limit: configuration.uploads.maxRequestBytes)
+            return try JobSubmission(fields: fields, capabilities: configuration.capabilities, limits: configuration.uploads)
+        }
         do {
             let snapshot = try queue.submit(submission, template: requestTemplate)
             var response = JSONResponse.make(snapshot, status: .accepted)
@@ -233,6 +290,15 @@ struct SameOriginMiddleware<Context: RequestContext>: RouterMiddleware {
 
 /// The fields of `POST /api/jobs`, from a JSON object or a multipart form.
 enum SubmissionBody {
+    /// Longest prompt, in Unicode scalars: far beyond what the text encoders read (T5 takes 512 tokens),
+    /// so only abuse is refused. Its natural home is the pipeline's GenerationRequest; it lives here
+    /// until the pipeline has one.
+    static let maxPromptLength = 10_000
+    /// Fields read as numbers. As text (a form field, a JSON string) they must be written as JSON writes
+    /// numbers: Swift's Double("0x4") is 4 and Double("nan") is NaN. (This check belongs with
+    /// JobSubmission's field reader.)
+    static let numericFields: Set = ["seed", "width", "height", "steps", "guidance", "contentReferenceSize"]
+
     static func fields(of request: Request, limit: Int) async throws -> [String: SubmittedValue] {
         let contentType = request.headers[.contentType] ?? ""
         let mediaType = contentType.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
@@ -240,23 +306,76 @@ enum SubmissionBody {
             throw APIError(.unsupportedMediaType,
                            "send the job as application/json (images base64) or multipart/form-data, not '\(contentType.prefix(60))'")
         }
-        let buffer = try await request.body.collect(upTo: limit)
-        let body = Data(buffer.readableBytesView)
-        if mediaType == "application/json" { return try json(body) }
-        guard let boundary = MultipartForm.boundary(contentType: contentType) else {
-            throw APIError.badRequest("the multipart/form-data Content-Type has no valid boundary parameter")
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: limit)
+        } catch let error as HTTPResponseError {
+            throw error  // over the limit: 413
+        } catch {
+            throw IncompleteBody(reason: "\(error)")
         }
-        return try multipart(body, boundary: boundary)
+        let body = Data(buffer.readableBytesView)
+        let fields: [String: SubmittedValue]
+        if mediaType == "application/json" {
+            fields = try json(body)
+        } else {
+            guard let boundary = MultipartForm.boundary(contentType: contentType) else {
+                throw APIError.badRequest("the multipart/form-data Content-Type has no valid boundary parameter")
+            }
+            fields = try multipart(body, boundary: boundary)
+        }
+        try checkTexts(fields)
+        return fields
+    }
+
+    private static func checkTexts(_ fields: [String: SubmittedValue]) throws {
+        if case .text(let prompt)? = fields["prompt"], prompt.unicodeScalars.count > maxPromptLength {
+            throw APIError.badRequest("'prompt' is \(prompt.unicodeScalars.count) characters long; the limit is "
+                                      + "\(maxPromptLength) (the text encoder reads at most 512 tokens)")
+        }
+        for name in numericFields.sorted() {
+            guard case .text(let text)? = fields[name] else { continue }
+            let trimmed = text.trimmingCharacters(in: .whitespaces)
+            if Double(trimmed) != nil && !StrictJSON.isNumber(trimmed) {
+                throw APIError.badRequest("'\(name)' must be a decimal number, got \"\(text.prefix(40))\"")
+            }
+        }
     }
 
     private static func json(_ body: Data) throws -> [String: SubmittedValue] {
-        let object: [String: JSONValue]
+        let value: StrictJSON.Value
         do {
-            object = try JSONDecoder().decode([String: JSONValue].self, from: body)
-        } catch {
-            throw APIError.badRequest("the body is not a JSON object of job fields: \(Self.reason(error))")
+            value = try StrictJSON.parse(body)
+        } catch let error as StrictJSON.SyntaxError {
+            throw APIError.badRequest("the body is not valid JSON: \(error)")
         }
-        return try object.mapValues { try $0.submitted() }
+        guard case .object(let object) = value else {
+            throw APIError.badRequest("the body must be a JSON object of job fields, not \(describe(value))")
+        }
+        return try object.reduce(into: [:]) { fields, member in fields[member.key] = try submitted(member.value, field: member.key) }
+    }
+
+    private static func submitted(_ value: StrictJSON.Value, field: String) throws -> SubmittedValue {
+        switch value {
+        case .string(let text): .text(text)
+        case .number(let number): .number(number)
+        case .bool(let flag): .bool(flag)
+        case .null: .null
+        case .array(let items): .list(try items.map { try submitted($0, field: field) })
+        case .object:
+            throw APIError.badRequest("'\(field)' holds an object: job fields are strings, numbers, booleans or arrays, not objects")
+        }
+    }
+
+    private static func describe(_ value: StrictJSON.Value) -> String {
+        switch value {
+        case .string: "a string"
+        case .number: "a number"
+        case .bool: "a boolean"
+        case .null: "null"
+        case .array: "an array"
+        case .object: "an object"
+        }
     }
 
     private static func multipart(_ body: Data, boundary: String) throws -> [String: SubmittedValue] {
@@ -268,7 +387,14 @@ enum SubmissionBody {
         }
         var fields: [String: SubmittedValue] = [:]
         for part in parts {
-            let value: SubmittedValue = part.filename != nil ? .file(part.data) : .text(String(decoding: part.data, as: UTF8.self))
+            let value: SubmittedValue
+            if part.filename != nil {
+                value = .file(part.data)
+            } else if let text = String(validating: part.data, as: UTF8.self) {
+                value = .text(text)
+            } else {
+                throw APIError.badRequest("the field '\(part.name)' is not valid UTF-8 text")
+            }
             switch (fields[part.name], part.name) {
             case (nil, "styleImages"): fields[part.name] = .list([value])
             case (.list(let items)?, "styleImages"): fields[part.name] = .list(items + [value])
@@ -277,39 +403,5 @@ enum SubmissionBody {
             }
         }
         return fields
-    }
-
-    private static func reason(_ error: Error) -> String {
-        switch error {
-        case DecodingError.typeMismatch(_, let context), DecodingError.dataCorrupted(let context):
-            context.debugDescription
-        default: "\(error)"
-        }
-    }
-}
-
-/// Any JSON value, so that the submission's field checks see exactly what was sent.
-private enum JSONValue: Decodable {
-    case string(String), number(Double), bool(Bool), null, array([JSONValue]), object
-
-    init(from decoder: Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        if container.decodeNil() { self = .null }
-        else if let flag = try? container.decode(Bool.self) { self = .bool(flag) }
-        else if let number = try? container.decode(Double.self) { self = .number(number) }
-        else if let text = try? container.decode(String.self) { self = .string(text) }
-        else if let items = try? container.decode([JSONValue].self) { self = .array(items) }
-        else { self = .object }
-    }
-
-    func submitted() throws -> SubmittedValue {
-        switch self {
-        case .string(let text): .text(text)
-        case .number(let number): .number(number)
-        case .bool(let flag): .bool(flag)
-        case .null: .null
-        case .array(let items): .list(try items.map { try $0.submitted() })
-        case .object: throw APIError.badRequest("job fields are strings, numbers, booleans or arrays, not objects")
-        }
     }
 }

@@ -28,6 +28,10 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Port to listen on (0 picks a free one).")
     var port = 7860
 
+    @Option(name: .customLong("allowed-host"),
+            help: "Another name the server is reached by (the Host header), e.g. behind a proxy; repeatable.")
+    var allowedHosts: [String] = []
+
     @Option(help: "Require 'Authorization: Bearer <token>' on the API (default: $USO_SERVE_TOKEN, else none).")
     var token: String?
 
@@ -60,6 +64,7 @@ struct Serve: AsyncParsableCommand {
         var configuration = ServerConfiguration()
         configuration.host = host
         configuration.port = port
+        configuration.allowedHosts = allowedHosts
         configuration.token = token ?? ProcessInfo.processInfo.environment["USO_SERVE_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
         configuration.queueCapacity = queueSize
         configuration.uploads = UploadLimits(maxImageBytes: maxUploadMiB << 20, maxImagePixels: maxUploadPixels)

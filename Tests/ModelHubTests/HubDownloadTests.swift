@@ -1,4 +1,5 @@
 // The downloader against MockHub on 127.0.0.1: the hub's headers, redirects, errors and failures.
+import NIOCore
 import XCTest
 @testable import ModelHub
 @testable import ModelLayout
@@ -24,9 +25,12 @@ final class HubDownloadTests: XCTestCase {
         await hub.stop()
     }
 
-    private func makeClient(token: String? = nil, retry: RetryPolicy? = nil) -> HubClient {
-        let client = HubClient(endpoint: hub.hubBase, token: token.map { HubEnvironment.Token(value: $0, source: "--token") },
-                               retry: retry ?? fastRetry)
+    private func makeClient(endpoint: String? = nil, token: String? = nil, retry: RetryPolicy? = nil,
+                            connectTimeout: TimeAmount = HubClient.defaultConnectTimeout,
+                            notices: NoticeLog = NoticeLog()) -> HubClient {
+        let client = HubClient(endpoint: endpoint ?? hub.hubBase,
+                               token: token.map { HubEnvironment.Token(value: $0, source: "--token") },
+                               retry: retry ?? fastRetry, connectTimeout: connectTimeout, notice: { notices.append($0) })
         clients.append(client)
         return client
     }
@@ -319,5 +323,99 @@ final class HubDownloadTests: XCTestCase {
             XCTAssertTrue(error.description.contains("not enough disk space"))
         }
         XCTAssertFalse(hub.requests.contains { $0.method == "GET" }, "nothing is downloaded")
+    }
+
+    // MARK: Reaching the hub
+
+    /// A hub address where nothing listens: the download fails within seconds (not minutes), after saying
+    /// where it connects and each retry, with an error naming the endpoint and what to check.
+    func testUnreachableHubFailsFastNamingTheEndpoint() async throws {
+        let endpoint = "http://127.0.0.1:\(try refusingPort())"
+        let notices = NoticeLog()
+        let client = makeClient(endpoint: endpoint, notices: notices)
+        let repository = usoRepository, path = loraPath
+        let started = Date()
+        do {
+            _ = try await withTimeout(20) { try await client.metadata(of: repository, path: path) }
+            XCTFail("nothing listens there")
+        } catch let error as HubError {
+            guard case .unreachable(endpoint, endpoint, let reason) = error else { return XCTFail("\(error)") }
+            XCTAssertTrue(reason.lowercased().contains("connection refused"), reason)
+            XCTAssertTrue(error.description.contains("cannot reach the hub at \(endpoint)"), error.description)
+            XCTAssertTrue(error.description.contains("HF_ENDPOINT"), error.description)
+        }
+        XCTAssertLessThan(Date().timeIntervalSince(started), 10)
+        let lines = notices.lines
+        XCTAssertEqual(lines.first, "connecting to \(endpoint) …")
+        XCTAssertEqual(lines.filter { $0.contains("retrying in") }.count, fastRetry.maximumAttempts - 1, "\(lines)")
+    }
+
+    /// A hub that accepts no connection (its accept queue is full): the connect timeout ends each try.
+    func testConnectTimeoutIsShortAndSaysSo() async throws {
+        XCTAssertLessThanOrEqual(HubClient.defaultConnectTimeout, .seconds(10))
+        let listener = try LoopbackSocket(backlog: 0)
+        let queued = (0..<4).map { _ in listener.connectWithoutWaiting() }
+        defer { queued.forEach { close($0) } }
+        let endpoint = "http://127.0.0.1:\(listener.port)"
+        let client = makeClient(endpoint: endpoint, retry: RetryPolicy(maximumAttempts: 2, initialDelay: 0.01),
+                                connectTimeout: .milliseconds(300))
+        let repository = usoRepository, path = loraPath
+        do {
+            _ = try await withTimeout(20) { try await client.metadata(of: repository, path: path) }
+            XCTFail("the hub accepts no connection")
+        } catch let error as HubError {
+            guard case .unreachable(_, _, let reason) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(reason, "no connection within 0.3s")
+        }
+    }
+
+    /// 503, then the file: the client retries after a backoff and says why on its notice line.
+    func testServerErrorIsRetriedAndSaidSo() async throws {
+        let content = addLoRA(size: 5_000)
+        hub.failWithServerError(loraKey, times: 1)
+        hub.rateLimit(loraKey, times: 1, retryAfter: "0")
+        let notices = NoticeLog()
+        let client = makeClient(notices: notices)
+        let metadata = try await client.metadata(of: usoRepository, path: loraPath)
+        XCTAssertEqual(metadata.size, UInt64(content.count))
+        XCTAssertEqual(hub.requests.map(\.status), [429, 503, 302])
+        let lines = notices.lines
+        XCTAssertEqual(lines.count, 3, "\(lines)")
+        XCTAssertEqual(lines.first, "connecting to \(hub.hubBase) …")
+        XCTAssertTrue(lines[1].hasPrefix("\(loraPath): the hub is rate-limiting requests (429); retrying in "), lines[1])
+        XCTAssertTrue(lines[2].hasPrefix("\(loraPath): the hub answered 503; retrying in "), lines[2])
+        XCTAssertTrue(lines[2].hasSuffix("(try 3 of \(fastRetry.maximumAttempts))"), lines[2])
+    }
+
+    /// A server sending more than the hub announced: nothing beyond the announced size is written, the
+    /// error gives the server's count, and no file is left, under the final name or the partial one.
+    func testOversizeStopsAtTheAnnouncedSize() async throws {
+        for chunked in [false, true] {
+            let root = try makeTemporaryDirectory(self)
+            let destination = root.appendingPathComponent("lora.safetensors")
+            let size = UInt64(addLoRA(size: 64_000).count)
+            hub.announceSize(loraKey, 10_000)
+            if chunked { hub.omitContentLength(loraKey) }
+            let client = makeClient()
+            let metadata = try await client.metadata(of: usoRepository, path: loraPath)
+            XCTAssertEqual(metadata.size, 10_000)
+            var progress: [UInt64] = []
+            do {
+                try await client.download(usoRepository, path: loraPath, metadata: metadata, to: destination) { progress.append($0) }
+                XCTFail("a body longer than announced must fail")
+            } catch let error as HubError {
+                guard case .oversize(destination.path, 10_000, let atLeast) = error else { return XCTFail("\(error)") }
+                if chunked {
+                    XCTAssertGreaterThan(atLeast, 10_000)
+                    XCTAssertLessThanOrEqual(atLeast, size)
+                } else {
+                    XCTAssertEqual(atLeast, size, "the response's Content-Length")
+                }
+                XCTAssertTrue(error.description.contains("at least \(atLeast) bytes"), error.description)
+            }
+            XCTAssertLessThanOrEqual(progress.max() ?? 0, 10_000, "never more than announced on disk")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: destination.path))
+            XCTAssertFalse(FileManager.default.fileExists(atPath: destination.path + ".incomplete"))
+        }
     }
 }

@@ -41,6 +41,7 @@ final class MockHub: @unchecked Sendable {
     private var connectionCuts: [String: (remaining: Int, afterBytes: Int)] = [:]
     private var corruptions: [String: Int] = [:]
     private var announcedSizes: [String: UInt64] = [:]
+    private var unannouncedLengths: Set<String> = []
 
     var hubBase: String { "http://127.0.0.1:\(port)" }
 
@@ -70,6 +71,8 @@ final class MockHub: @unchecked Sendable {
     func cutConnection(_ key: String, times: Int, afterBytes: Int) { lock.withLock { connectionCuts[key] = (times, afterBytes) } }
     func corrupt(_ key: String, times: Int) { lock.withLock { corruptions[key] = times } }
     func announceSize(_ key: String, _ size: UInt64) { lock.withLock { announcedSizes[key] = size } }
+    /// Sends the file's body chunked, without Content-Length.
+    func omitContentLength(_ key: String) { lock.withLock { _ = unannouncedLengths.insert(key) } }
 
     var requests: [LoggedRequest] { lock.withLock { log } }
 
@@ -199,8 +202,14 @@ final class MockHub: @unchecked Sendable {
             headers[.contentRange] = "bytes \(offset)-\(bytes.count - 1)/\(bytes.count)"
         }
         let slice = Array(bytes[start...])
-        headers[.contentLength] = String(slice.count)
         headers[.acceptRanges] = "bytes"
+        if !isHead, lock.withLock({ unannouncedLengths.contains(key) }) {
+            return Response(status: status, headers: headers, body: ResponseBody { writer in
+                try await writer.write(ByteBuffer(bytes: slice))
+                try await writer.finish(nil)
+            })
+        }
+        headers[.contentLength] = String(slice.count)
         if isHead { return Response(status: status, headers: headers) }
         if let cut = lock.withLock({ Self.countDown(&connectionCuts, key, remaining: \.remaining) }) {
             // Send part of the body, then fail: the server closes the connection mid-file.

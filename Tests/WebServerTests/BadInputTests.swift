@@ -41,7 +41,12 @@ final class BadInputTests: XCTestCase {
                 (["prompt": "x", "keepInputSize": true], .badRequest, ["content image"]),
                 (["prompt": "x", "styleImages": [png, png, png]], .badRequest, ["at most 2"]),
                 (["prompt": "x", "contentImage": [png, png]], .badRequest, ["one image"]),
-                (["prompt": "x", "contentImage": ["nested": 1]], .badRequest, ["not objects"]),
+                (["prompt": "x", "contentImage": ["nested": 1]], .badRequest, ["'contentImage' holds an object", "not objects"]),
+                (["prompt": "x", "width": "0x4"], .badRequest, ["'width' must be a decimal number", "0x4"]),
+                (["prompt": "x", "seed": "0x10"], .badRequest, ["'seed' must be a decimal number"]),
+                (["prompt": "x", "guidance": "nan"], .badRequest, ["'guidance' must be a decimal number"]),
+                (["prompt": String(repeating: "a", count: SubmissionBody.maxPromptLength + 1)], .badRequest,
+                 ["'prompt' is 10001 characters long", "the limit is 10000"]),
                 (["prompt": "x", "contentImage": Data("just some text, not a picture".utf8).base64EncodedString()],
                  .unsupportedMediaType, ["contentImage", "not an image"]),
                 (["prompt": "x", "styleImages": [Data("GIF89a......".utf8).base64EncodedString()]],
@@ -102,8 +107,54 @@ final class BadInputTests: XCTestCase {
             assertStatus(try await client.postMultipart(empty.finished()), .accepted)
 
             assertRefused(try await client.get("/api/jobs/unknown"), .notFound, ["no job"])
-            assertRefused(try await client.execute(uri: "/api/jobs", method: .put), .notFound, [])
+            let put = try await client.execute(uri: "/api/jobs", method: .put)
+            assertRefused(put, .methodNotAllowed, ["PUT is not allowed on /api/jobs", "GET, POST"])
+            XCTAssertEqual(put.headers[.allow], "GET, POST")
+            assertRefused(try await client.execute(uri: "/api/nowhere", method: .put), .notFound, ["no such endpoint"])
             assertStatus(try await client.get("/health"), .ok)
+        }
+    }
+
+    /// Bodies that are not plain JSON get a 400 that says what is wrong, quickly.
+    func testMalformedJSONIsNamedPrecisely() async throws {
+        try await TestServer().run { client in
+            func post(_ body: Data) async throws -> TestResponse {
+                try await client.execute(uri: "/api/jobs", method: .post, headers: [.contentType: "application/json"],
+                                         body: ByteBuffer(bytes: body))
+            }
+            func post(_ body: String) async throws -> TestResponse { try await post(Data(body.utf8)) }
+
+            // 511 nested arrays: refused at the 33rd level, before anything is decoded.
+            let deep = #"{"prompt":"x","styleImages":"# + String(repeating: "[", count: 511) + String(repeating: "]", count: 511) + "}"
+            let started = Date()
+            assertRefused(try await post(deep), .badRequest, ["nested deeper than 32 levels"])
+            XCTAssertLessThan(Date().timeIntervalSince(started), 0.5)
+            assertRefused(try await post(#"{"prompt":"a","steps":2,"prompt":"b"}"#), .badRequest,
+                          ["the key \"prompt\" is given more than once"])
+            assertRefused(try await post(#"{"prompt":"x","width":0x4}"#), .badRequest, ["not valid JSON", "found 'x' at byte 23"])
+            assertRefused(try await post(#"{"prompt":"x","width":1e309}"#), .badRequest, ["the number 1e309 is out of range"])
+            assertRefused(try await post(#"{"prompt":"\ud800 x"}"#), .badRequest, ["\\uD800 is a lone UTF-16 surrogate"])
+            assertRefused(try await post(Data(#"{"prompt":"caf"#.utf8) + Data([0xE9]) + Data(#""}"#.utf8)), .badRequest,
+                          ["not valid UTF-8"])
+            assertRefused(try await post(#"{"prompt":"x"} {}"#), .badRequest, ["after the JSON value"])
+
+            // 32 levels (the object and 31 arrays) are read; what is inside is then judged as a field.
+            let nested = #"{"prompt":"x","styleImages":"# + String(repeating: "[", count: 31) + String(repeating: "]", count: 31) + "}"
+            assertRefused(try await post(nested), .badRequest, ["styleImages[0]"])
+            // A surrogate pair is one character.
+            assertStatus(try await post(#"{"prompt":"\ud83d\ude00","steps":1}"#), .accepted)
+
+            var multipart = MultipartBody()
+            multipart.field("prompt", "x")
+            multipart.field("width", "0x40")
+            assertRefused(try await client.postMultipart(multipart.finished()), .badRequest, ["'width' must be a decimal number"])
+            var latin1 = Data("--b0undary\r\nContent-Disposition: form-data; name=\"prompt\"\r\n\r\ncaf".utf8)
+            latin1.append(0xE9)
+            latin1.append(Data("\r\n--b0undary--\r\n".utf8))
+            assertRefused(try await client.execute(uri: "/api/jobs", method: .post,
+                                                   headers: [.contentType: "multipart/form-data; boundary=b0undary"],
+                                                   body: ByteBuffer(bytes: latin1)),
+                          .badRequest, ["'prompt' is not valid UTF-8"])
         }
     }
 

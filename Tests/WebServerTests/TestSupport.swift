@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import ImageIO
+import Logging
 import Pipeline
 import XCTest
 @testable import WebServer
@@ -64,7 +65,9 @@ struct TestServer {
     let server: USOWebServer
     let outputRoot: URL
 
-    init(capacity: Int = 8, historyLimit: Int = 100, token: String? = nil, uploads: UploadLimits = .default) throws {
+    /// `configure` changes the rest of the configuration (timeouts, limits, host names).
+    init(capacity: Int = 8, historyLimit: Int = 100, token: String? = nil, uploads: UploadLimits = .default,
+         logger: Logger? = nil, configure: (inout ServerConfiguration) -> Void = { _ in }) throws {
         outputRoot = FileManager.default.temporaryDirectory.appendingPathComponent("uso-serve-test-\(UUID().uuidString)")
         var configuration = ServerConfiguration()
         configuration.host = "127.0.0.1"
@@ -75,12 +78,15 @@ struct TestServer {
         configuration.uploads = uploads
         configuration.outputRoot = outputRoot
         configuration.capabilities = testCapabilities
+        configure(&configuration)
+        self.logger = logger
         let box = GeneratorBox()
         generatorBox = box
         server = try USOWebServer(configuration: configuration) { box.generator }
     }
 
     private let generatorBox: GeneratorBox
+    private let logger: Logger?
     final class GeneratorBox: @unchecked Sendable { var generator = TestGenerator() }
 
     func run(generator: TestGenerator = TestGenerator(), _ body: @Sendable (any TestClientProtocol) async throws -> Void) async throws {
@@ -89,7 +95,7 @@ struct TestServer {
             server.stop()
             try? FileManager.default.removeItem(at: outputRoot)
         }
-        try await server.application().test(.ahc(.http)) { client in try await body(client) }
+        try await server.application(logger: logger).test(.ahc(.http)) { client in try await body(client) }
     }
 }
 
