@@ -99,7 +99,8 @@ USO_AMX_TARGET static void *run_worker(void *argument) {
 int uso_gemm_amx(int64_t m, int64_t n, int64_t k, const uint16_t *a, int64_t lda, const uint16_t *w, int64_t ldw,
                  void *c, int c_dtype, int64_t ldc, const float *bias, int threads) {
     int64_t row_blocks = (m + BLOCK - 1) / BLOCK, column_blocks = (n + BLOCK - 1) / BLOCK;
-    uint16_t *packed_a = uso_alloc((size_t)(row_blocks * BLOCK * uso_round_up(k, USO_AMX_STEP)) * sizeof(uint16_t));
+    size_t packed_bytes = (size_t)(row_blocks * BLOCK * uso_round_up(k, USO_AMX_STEP)) * sizeof(uint16_t);
+    uint16_t *packed_a = uso_alloc(packed_bytes);
     if (!packed_a) return 7;
     amx_gemm job = {m, n, k, a, lda, packed_a, w, ldw, c, c_dtype, ldc, bias};
     if (threads < 1) threads = 1;
@@ -124,7 +125,7 @@ int uso_gemm_amx(int64_t m, int64_t n, int64_t k, const uint16_t *a, int64_t lda
         else { workers[t].m0 = u0; workers[t].m1 = u1 < m ? u1 : m; }
     }
     run_workers(run_worker, workers, threads);
-    uso_free(packed_a);
+    uso_free(packed_a, packed_bytes);
     int status = 0;
     for (int t = 0; t < threads; t++) status |= workers[t].status;
     return status;

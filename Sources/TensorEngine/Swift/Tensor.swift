@@ -28,7 +28,7 @@ public final class TensorStorage: @unchecked Sendable {
         self.owner = owner
     }
 
-    deinit { if owner == nil { uso_free(pointer) } }
+    deinit { if owner == nil { uso_free(pointer, byteCount) } }
 }
 
 /// The one tensor type: a contiguous row-major array of `shape` in storage type `dtype`.

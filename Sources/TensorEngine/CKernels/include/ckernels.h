@@ -11,8 +11,12 @@ enum uso_dtype { USO_F32 = 0, USO_BF16 = 1, USO_F16 = 2, USO_F8E4M3 = 3, USO_F8E
 size_t uso_dtype_size(int dtype);
 
 // Tensor memory: 64-byte aligned, huge pages for large buffers; NULL when memory is exhausted.
+// Freed buffers of 1 MB and more are kept for reuse by allocations of the same size (at most 1 GB
+// idle); `bytes` is the size given to uso_alloc.
 void *uso_alloc(size_t bytes);
-void uso_free(void *p);
+void uso_free(void *p, size_t bytes);
+// Gives the idle buffers back to the system (between stages, before a large model loads).
+void uso_release_idle_memory(void);
 
 // MARK: storage conversions. All rounding is round-to-nearest-even, bit-exact with PyTorch's casts.
 void uso_bf16_to_f32(const uint16_t *src, float *dst, size_t n);
