@@ -18,10 +18,11 @@ public final class TorchCheckpoint: WeightSource, @unchecked Sendable {
     init(file: MappedFile) throws {
         let path = file.path
         self.path = path
-        guard file.littleEndian(UInt32.self, at: 0) == 0x0403_4b50 else {
-            if file.pointer.load(as: UInt8.self) == 0x80 {  // a bare pickle: torch.save before 1.6
-                throw WeightError.unsupportedFormat(path: path, reason: "this is the legacy torch.save format (before PyTorch 1.6); re-save it with a current torch.save or convert it to safetensors")
-            }
+        switch WeightFileFormat(of: file) {
+        case .torchZip: break
+        case .legacyTorchPickle:
+            throw WeightError.unsupportedFormat(path: path, reason: "this is the legacy torch.save format (before PyTorch 1.6); re-save it with a current torch.save or convert it to safetensors")
+        case .safetensors, nil:
             throw WeightError.malformedHeader(path: path, reason: "not a PyTorch checkpoint (no zip archive)")
         }
         let archive = try ZipArchive(file: file)

@@ -19,7 +19,7 @@ struct ZipArchive {
     private static let zip64LocatorSignature: UInt32 = 0x0706_4b50
     private static let zip64EndSignature: UInt32 = 0x0606_4b50
     private static let centralEntrySignature: UInt32 = 0x0201_4b50
-    private static let localHeaderSignature: UInt32 = 0x0403_4b50
+    static let localHeaderSignature: UInt32 = 0x0403_4b50
     private static let zip64ExtraFieldID: UInt16 = 0x0001
 
     init(file: MappedFile) throws {
