@@ -54,19 +54,54 @@ public final class MappedFile: @unchecked Sendable {
         [UInt8](UnsafeRawBufferPointer(start: pointer + range.lowerBound, count: range.count))
     }
 
-    /// A tensor over the bytes at `offset`, which the caller has checked lie inside the file.
-    /// Bytes not aligned to the element size are copied, so kernels can load elements directly.
-    func tensor(at offset: Int, info: TensorInfo) -> Tensor {
-        let byteCount = info.shape.reduce(1, *) * info.dtype.byteSize
-        let start = pointer + offset
-        guard Int(bitPattern: start) % info.dtype.byteSize == 0 else {
+    /// The tensor `stored`, whose elements the caller has checked lie inside the file: a view of the
+    /// mapped bytes, or a copy where they are strided or not aligned to the element size (kernels
+    /// take contiguous tensors and load elements directly).
+    func tensor(_ stored: StoredTensor) -> Tensor {
+        let (shape, dtype) = (stored.info.shape, stored.info.dtype)
+        let byteCount = shape.reduce(1, *) * dtype.byteSize
+        let start = pointer + stored.offset
+        if let strides = stored.strides {
+            return Tensor(shape: shape, dtype: dtype, storage: contiguousCopy(from: start, shape: shape, strides: strides, elementSize: dtype.byteSize))
+        }
+        guard Int(bitPattern: start) % dtype.byteSize == 0 else {
             let copy = TensorStorage(byteCount: byteCount)
             copy.pointer.copyMemory(from: start, byteCount: byteCount)
-            return Tensor(shape: info.shape, dtype: info.dtype, storage: copy)
+            return Tensor(shape: shape, dtype: dtype, storage: copy)
         }
-        return Tensor(shape: info.shape, dtype: info.dtype,
-                      storage: TensorStorage(borrowing: start, byteCount: byteCount, owner: self))
+        return Tensor(shape: shape, dtype: dtype, storage: TensorStorage(borrowing: start, byteCount: byteCount, owner: self))
     }
+}
+
+/// The `shape` elements found `strides` elements apart from `start`, copied in row-major order.
+private func contiguousCopy(from start: UnsafeRawPointer, shape: [Int], strides: [Int], elementSize: Int) -> TensorStorage {
+    let count = shape.reduce(1, *)
+    let copy = TensorStorage(byteCount: count * elementSize)
+    var index = [Int](repeating: 0, count: shape.count)
+    var source = 0  // in elements from `start`
+    for element in 0..<count {
+        (copy.pointer + element * elementSize).copyMemory(from: start + source * elementSize, byteCount: elementSize)
+        // Step like an odometer, the last axis fastest; `source` never passes the last element.
+        var axis = shape.count - 1
+        while axis >= 0, index[axis] == shape[axis] - 1 {
+            source -= index[axis] * strides[axis]
+            index[axis] = 0
+            axis -= 1
+        }
+        if axis >= 0 {
+            index[axis] += 1
+            source += strides[axis]
+        }
+    }
+    return copy
+}
+
+/// Where a tensor lies in a mapped file: its first element at byte `offset`, then the rest in
+/// row-major order, or `strides` elements apart for a view that is not contiguous.
+struct StoredTensor {
+    let info: TensorInfo
+    let offset: Int
+    var strides: [Int]? = nil
 }
 
 /// Number of elements and bytes of `shape` with `elementSize`-byte elements, or nil if a dimension is
@@ -86,12 +121,12 @@ func checkedByteCount(shape: [Int], elementSize: Int) -> (elements: Int, bytes: 
 /// The validated tensors of one mapped file, as both single-file formats hand them out.
 struct MappedTensorTable {
     let file: MappedFile
-    /// Loadable tensors and the byte offset of their data in the file.
-    let entries: [String: (info: TensorInfo, offset: Int)]
+    /// Loadable tensors by key.
+    let entries: [String: StoredTensor]
     let keys: [String]
     let skipped: [SkippedTensor]
 
-    init(file: MappedFile, entries: [String: (info: TensorInfo, offset: Int)], skipped: [SkippedTensor]) {
+    init(file: MappedFile, entries: [String: StoredTensor], skipped: [SkippedTensor]) {
         self.file = file
         self.entries = entries
         self.keys = entries.keys.sorted()
@@ -105,6 +140,6 @@ struct MappedTensorTable {
             }
             throw WeightError.missingKey(key)
         }
-        return file.tensor(at: entry.offset, info: entry.info)
+        return file.tensor(entry)
     }
 }
