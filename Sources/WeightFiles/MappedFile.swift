@@ -105,17 +105,19 @@ struct StoredTensor {
 }
 
 /// Number of elements and bytes of `shape` with `elementSize`-byte elements, or nil if a dimension is
-/// negative or the size overflows (a hostile header can claim any shape).
+/// negative or the non-zero dimensions' bytes overflow (a hostile header can claim any shape). Zeros
+/// do not excuse the others: an empty (0, 2^40, 2^40) tensor is refused too, so that no product of
+/// an accepted shape's dimensions, in any order (row sizes, strides), overflows later.
 func checkedByteCount(shape: [Int], elementSize: Int) -> (elements: Int, bytes: Int)? {
-    var elements = 1
+    var bytes = elementSize
     for dimension in shape {
         guard dimension >= 0 else { return nil }
-        let (product, overflow) = elements.multipliedReportingOverflow(by: dimension)
+        let (product, overflow) = bytes.multipliedReportingOverflow(by: max(dimension, 1))
         guard !overflow else { return nil }
-        elements = product
+        bytes = product
     }
-    let (bytes, overflow) = elements.multipliedReportingOverflow(by: elementSize)
-    return overflow ? nil : (elements, bytes)
+    let elements = shape.contains(0) ? 0 : bytes / elementSize
+    return (elements, elements * elementSize)
 }
 
 /// The validated tensors of one mapped file, as both single-file formats hand them out.

@@ -121,6 +121,22 @@ final class SafetensorsTests: XCTestCase {
                           mentions: ["'w'", "too large"])
     }
 
+    /// Checked like a PyTorch shape: an empty tensor whose other dimensions overflow is refused, so
+    /// no later product of its dimensions (a row size, say) can overflow.
+    func testShapesAndOffsetsNearIntMax() throws {
+        let cases: [(shape: String, offsets: String, mention: String)] = [
+            ("[0, 1099511627776, 1099511627776]", "[0, 0]", "too large"),
+            ("[1099511627776, 1099511627776, 0]", "[0, 0]", "too large"),
+            ("[9223372036854775807]", "[0, 16]", "too large"),
+            ("[4]", "[9223372036854775791, 9223372036854775807]", "outside"),
+        ]
+        for (index, crafted) in cases.enumerated() {
+            let header = #"{"w": {"dtype": "F32", "shape": \#(crafted.shape), "data_offsets": \#(crafted.offsets)}}"#
+            let path = try temporaryFile("crafted-\(index).safetensors", safetensorsBytes(header: header, data: [UInt8](repeating: 0, count: 16)))
+            assertWeightError(try SafetensorsFile(path: path), \.isBadTensorData, mentions: ["crafted-\(index).safetensors", "'w'", crafted.mention])
+        }
+    }
+
     /// Random corruption of a valid header never crashes: every outcome is a file or a WeightError.
     func testCorruptedHeadersNeverCrash() throws {
         let original = try [UInt8](Data(contentsOf: URL(fileURLWithPath: Fixtures.path("good/dtypes.safetensors"))))
