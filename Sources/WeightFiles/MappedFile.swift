@@ -9,6 +9,8 @@ public final class MappedFile: @unchecked Sendable {
     public let path: String
     public let pointer: UnsafeMutableRawPointer
     public let byteCount: Int
+    /// What `munmap` releases: the file's pages, or for an in-memory file its pages and guard page.
+    private let mapping: (start: UnsafeMutableRawPointer, byteCount: Int)
 
     public init(path: String) throws {
         self.path = path
@@ -32,9 +34,29 @@ public final class MappedFile: @unchecked Sendable {
             throw WeightError.unreadable(path: path, reason: "mmap failed: \(String(cString: strerror(errno)))")
         }
         pointer = mapped
+        mapping = (mapped, byteCount)
     }
 
-    deinit { munmap(pointer, byteCount) }
+    /// A copy of `bytes` that reads like a file at `path`: how the fuzzer presents crafted files. The
+    /// bytes end where an inaccessible page begins, so a read past the end faults at once instead of
+    /// finding whatever lies beyond.
+    init(bytes: [UInt8], path: String) throws {
+        self.path = path
+        byteCount = bytes.count
+        guard byteCount > 0 else { throw WeightError.malformedHeader(path: path, reason: "the file is empty") }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let dataPages = (byteCount + page - 1) / page * page
+        guard let region = mmap(nil, dataPages + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), region != MAP_FAILED else {
+            throw WeightError.unreadable(path: path, reason: "mmap failed: \(String(cString: strerror(errno)))")
+        }
+        mapping = (region, dataPages + page)
+        pointer = region + dataPages - byteCount
+        bytes.withUnsafeBytes { pointer.copyMemory(from: $0.baseAddress!, byteCount: byteCount) }
+        mprotect(region, dataPages, PROT_READ)
+        mprotect(region + dataPages, page, PROT_NONE)
+    }
+
+    deinit { munmap(mapping.start, mapping.byteCount) }
 
     /// Whether `count` bytes at `offset` lie inside the file (overflow-safe).
     func contains(offset: Int, count: Int) -> Bool {
