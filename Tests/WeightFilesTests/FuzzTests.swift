@@ -101,6 +101,14 @@ private struct FuzzFailure: Error, CustomStringConvertible { let description: St
 /// repeated or spliced in from another seed.
 struct Mutator {
     let seeds: [[UInt8]]
+    /// Per seed, where its zip signatures ("PK") are: fields near them are lengths and offsets. Once
+    /// chunks move, these are only roughly where the fields are, which is fine for fuzzing.
+    private let signatures: [[Int]]
+
+    init(seeds: [[UInt8]]) {
+        self.seeds = seeds
+        signatures = seeds.map { seed in (0..<max(0, seed.count - 1)).filter { seed[$0] == UInt8(ascii: "P") && seed[$0 + 1] == UInt8(ascii: "K") } }
+    }
 
     private static let interestingBytes: [UInt8] = [0, 1, 0x7f, 0x80, 0xff] + Array(#"0123456789-.e,:[]{}" "#.utf8)
     private static let interestingIntegers: [UInt64] = [
@@ -113,12 +121,13 @@ struct Mutator {
     ]
 
     func mutated(using generator: inout SplitMix64) -> [UInt8] {
-        var input = seeds[Int(generator.next() % UInt64(seeds.count))]
-        for _ in 0...generator.next() % 4 { mutate(&input, using: &generator) }
+        let seed = Int(generator.next() % UInt64(seeds.count))
+        var input = seeds[seed]
+        for _ in 0...generator.next() % 4 { mutate(&input, fieldsNear: signatures[seed], using: &generator) }
         return input
     }
 
-    private func mutate(_ input: inout [UInt8], using generator: inout SplitMix64) {
+    private func mutate(_ input: inout [UInt8], fieldsNear signatures: [Int], using generator: inout SplitMix64) {
         func random(_ bound: Int) -> Int { bound <= 0 ? 0 : Int(generator.next() % UInt64(bound)) }
         guard !input.isEmpty else { input = [UInt8(random(256))]; return }
         let position = random(input.count)
@@ -128,7 +137,6 @@ struct Mutator {
         case 1:  // an interesting byte
             input[position] = Self.interestingBytes[random(Self.interestingBytes.count)]
         case 2:  // an extreme little-endian integer, over a field near a zip signature (or the start) or anywhere
-            let signatures = (0..<input.count - 1).filter { input[$0] == UInt8(ascii: "P") && input[$0 + 1] == UInt8(ascii: "K") }
             let field = random(2) == 0 ? position : (signatures.isEmpty ? 0 : signatures[random(signatures.count)] + random(64))
             var value = Self.interestingIntegers[random(Self.interestingIntegers.count)]
             if random(4) == 0 { value = UInt64(input.count + random(17)) &- 8 }  // about the file's size

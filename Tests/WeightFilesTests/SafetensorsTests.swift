@@ -121,6 +121,14 @@ final class SafetensorsTests: XCTestCase {
                           mentions: ["'w'", "too large"])
     }
 
+    /// A header nested a million levels deep is refused, not decoded by recursion until the stack overflows.
+    func testDeeplyNestedHeaderIsRefused() throws {
+        let depth = 1_000_000
+        let header = #"{"w": "# + String(repeating: "[", count: depth) + String(repeating: "]", count: depth) + "}"
+        let path = try temporaryFile("nested.safetensors", safetensorsBytes(header: header, data: []))
+        assertWeightError(try SafetensorsFile(path: path), { $0.isMalformedHeader || $0.isBadTensorData }, mentions: ["nested.safetensors"])
+    }
+
     /// Checked like a PyTorch shape: an empty tensor whose other dimensions overflow is refused, so
     /// no later product of its dimensions (a row size, say) can overflow.
     func testShapesAndOffsetsNearIntMax() throws {
