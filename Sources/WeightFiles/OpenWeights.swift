@@ -24,13 +24,45 @@ public func openWeights(path: String) throws -> WeightSource {
     throw WeightError.unsupportedFormat(path: path, reason: "the folder holds none of \(preferred.joined(separator: ", ")) (\(found))")
 }
 
-/// One file, by content: a zip archive is a PyTorch checkpoint, `*.index.json` a sharded set,
-/// anything else must be safetensors.
+/// One file: `*.index.json` is a sharded set, any other is told by its content.
 private func openWeightFile(path: String) throws -> WeightSource {
     if path.hasSuffix(".index.json") { return try ShardedWeights(indexPath: path) }
-    let file = try MappedFile(path: path)
-    let startsLikeTorch = file.littleEndian(UInt32.self, at: 0) == 0x0403_4b50 || file.pointer.load(as: UInt8.self) == 0x80
-    return startsLikeTorch ? try TorchCheckpoint(file: file) : try SafetensorsFile(file: file)
+    return try openWeightFile(MappedFile(path: path))
+}
+
+/// A mapped file by its structure; one that is no known format is read as safetensors, whose
+/// errors then say what is wrong with it.
+func openWeightFile(_ file: MappedFile) throws -> WeightSource {
+    switch WeightFileFormat(of: file) {
+    case .torchZip, .legacyTorchPickle: try TorchCheckpoint(file: file)
+    case .safetensors, nil: try SafetensorsFile(file: file)
+    }
+}
+
+/// The single-file formats, told apart by structure rather than by one byte: a safetensors file
+/// starts with its header length, a u64 whose low byte can be anything, 0x80 (pickle's PROTO) too.
+enum WeightFileFormat {
+    /// torch.save since PyTorch 1.6: a zip archive.
+    case torchZip
+    /// A u64 header length that fits the file, then the JSON header's `{`.
+    case safetensors
+    /// torch.save before 1.6: a bare pickle, PROTO 2–5 then another opcode.
+    case legacyTorchPickle
+
+    init?(of file: MappedFile) {
+        func byte(_ offset: Int) -> UInt8? { file.littleEndian(UInt8.self, at: offset) }
+        if file.littleEndian(UInt32.self, at: 0) == ZipArchive.localHeaderSignature {
+            self = .torchZip
+        } else if let headerLength = file.littleEndian(UInt64.self, at: 0), headerLength > 0,
+                  headerLength <= UInt64(file.byteCount - 8), byte(8) == UInt8(ascii: "{") {
+            self = .safetensors
+        } else if byte(0) == 0x80, let protocolVersion = byte(1), (2...5).contains(protocolVersion),
+                  let next = byte(2), pickleOpcodes.contains(next) {
+            self = .legacyTorchPickle
+        } else {
+            return nil
+        }
+    }
 }
 
 /// A sharded set: `model.safetensors.index.json` (or `pytorch_model.bin.index.json`) maps each

@@ -310,6 +310,9 @@ struct RestrictedUnpickler {
     private func refuse(_ reason: String) -> WeightError { .unsafePickle(path: path, reason: reason) }
 }
 
+/// Every opcode of pickle protocols 0–5, allowed or not: what may follow PROTO in a pickle.
+let pickleOpcodes = Set("(.012BCFGIJKLMNPQRSTUVXabcdeghijlopqrstu}])".utf8).union(0x80...0x98)
+
 /// Names of opcodes outside the allowed set, for readable refusals.
 private let forbiddenOpcodeNames: [UInt8: String] = [
     UInt8(ascii: "i"): "INST", UInt8(ascii: "o"): "OBJ", 0x81: "NEWOBJ", 0x92: "NEWOBJ_EX",

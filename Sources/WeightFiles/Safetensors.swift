@@ -37,7 +37,7 @@ public final class SafetensorsFile: WeightSource, @unchecked Sendable {
         let dataStart = 8 + headerLength
         let dataLength = file.byteCount - dataStart
 
-        var entries: [String: (info: TensorInfo, offset: Int)] = [:]
+        var entries: [String: StoredTensor] = [:]
         var skipped: [SkippedTensor] = []
         var ranges: [(key: String, range: Range<Int>)] = []
         for (key, entry) in header.tensors {
@@ -56,7 +56,7 @@ public final class SafetensorsFile: WeightSource, @unchecked Sendable {
             }
             ranges.append((key, begin..<end))
             if let dtype = DType(rawValue: entry.dtype) {
-                entries[key] = (TensorInfo(dtype: dtype, shape: entry.shape), dataStart + begin)
+                entries[key] = StoredTensor(info: TensorInfo(dtype: dtype, shape: entry.shape), offset: dataStart + begin)
             } else {
                 skipped.append(SkippedTensor(key: key, storedType: entry.dtype, shape: entry.shape, byteCount: size.bytes))
             }

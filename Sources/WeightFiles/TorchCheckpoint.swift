@@ -3,7 +3,8 @@ import TensorEngine
 /// A PyTorch checkpoint written by `torch.save` (PyTorch ≥ 1.6), such as `pytorch_model.bin`: a zip
 /// archive holding `<name>/data.pkl` (the pickled state dict) and one stored record per storage,
 /// `<name>/data/<key>`. Opening reads only the zip directory and the pickle, so a 44 GB file opens at
-/// once; tensors are views of the mapped records.
+/// once; tensors are views of the mapped records, except views with other strides (a transposed
+/// weight saved as it is), which are copied into contiguous tensors as they are read.
 public final class TorchCheckpoint: WeightSource, @unchecked Sendable {
     public let path: String
     private let table: MappedTensorTable
@@ -18,10 +19,11 @@ public final class TorchCheckpoint: WeightSource, @unchecked Sendable {
     init(file: MappedFile) throws {
         let path = file.path
         self.path = path
-        guard file.littleEndian(UInt32.self, at: 0) == 0x0403_4b50 else {
-            if file.pointer.load(as: UInt8.self) == 0x80 {  // a bare pickle: torch.save before 1.6
-                throw WeightError.unsupportedFormat(path: path, reason: "this is the legacy torch.save format (before PyTorch 1.6); re-save it with a current torch.save or convert it to safetensors")
-            }
+        switch WeightFileFormat(of: file) {
+        case .torchZip: break
+        case .legacyTorchPickle:
+            throw WeightError.unsupportedFormat(path: path, reason: "this is the legacy torch.save format (before PyTorch 1.6); re-save it with a current torch.save or convert it to safetensors")
+        case .safetensors, nil:
             throw WeightError.malformedHeader(path: path, reason: "not a PyTorch checkpoint (no zip archive)")
         }
         let archive = try ZipArchive(file: file)
@@ -43,7 +45,7 @@ public final class TorchCheckpoint: WeightSource, @unchecked Sendable {
             throw WeightError.malformedHeader(path: path, reason: "data.pkl is \(pickleRange.count) bytes, too large for a state dict")
         }
         let tensors = try RestrictedUnpickler.stateDictTensors(pickle: file.bytes(pickleRange), path: path)
-        var entries: [String: (info: TensorInfo, offset: Int)] = [:]
+        var entries: [String: StoredTensor] = [:]
         var skipped: [SkippedTensor] = []
         var seen = Set<String>()
         for (key, reference) in tensors {
@@ -52,7 +54,7 @@ public final class TorchCheckpoint: WeightSource, @unchecked Sendable {
             }
             let placed = try Self.locate(reference, key: key, in: archive, records: records, folder: folder)
             if let dtype = reference.element.dtype {
-                entries[key] = (TensorInfo(dtype: dtype, shape: reference.shape), placed.offset)
+                entries[key] = StoredTensor(info: TensorInfo(dtype: dtype, shape: reference.shape), offset: placed.offset, strides: placed.strides)
             } else {
                 skipped.append(SkippedTensor(key: key, storedType: reference.element.rawValue,
                                              shape: reference.shape, byteCount: placed.byteCount))
@@ -66,10 +68,10 @@ public final class TorchCheckpoint: WeightSource, @unchecked Sendable {
     public func info(_ key: String) -> TensorInfo? { table.entries[key]?.info }
     public func tensor(_ key: String) throws -> Tensor { try table.tensor(key) }
 
-    /// Where the tensor's bytes lie in the file, after checking that they are a contiguous part of
-    /// a stored, complete storage record.
-    private static func locate(_ tensor: TensorReference, key: String, in archive: ZipArchive,
-                               records: [String: ZipArchive.Entry], folder: String) throws -> (offset: Int, byteCount: Int) {
+    /// Where the tensor's first element lies in the file, and its strides if it is not contiguous,
+    /// after checking that every element it reaches lies in a stored, complete storage record.
+    private static func locate(_ tensor: TensorReference, key: String, in archive: ZipArchive, records: [String: ZipArchive.Entry],
+                               folder: String) throws -> (offset: Int, byteCount: Int, strides: [Int]?) {
         let path = archive.file.path
         func bad(_ reason: String) -> WeightError { .badTensorData(path: path, key: key, reason: reason) }
 
@@ -85,19 +87,46 @@ public final class TorchCheckpoint: WeightSource, @unchecked Sendable {
         guard let size = checkedByteCount(shape: tensor.shape, elementSize: elementSize) else {
             throw bad("shape \(tensor.shape) has a negative dimension or is too large")
         }
-        guard tensor.strides.count == tensor.shape.count else { throw bad("\(tensor.strides.count) strides for shape \(tensor.shape)") }
-        var contiguousStride = 1
-        for axis in tensor.shape.indices.reversed() {
-            // An axis of length 1 is never stepped over, so its stride does not matter.
-            guard size.elements == 0 || tensor.shape[axis] == 1 || tensor.strides[axis] == contiguousStride else {
-                throw bad("strides \(tensor.strides) for shape \(tensor.shape) are not contiguous; state dicts hold contiguous tensors (save `tensor.contiguous()`)")
-            }
-            contiguousStride *= tensor.shape[axis]
+        guard tensor.strides.count == tensor.shape.count, tensor.strides.allSatisfy({ $0 >= 0 }) else {
+            throw bad("strides \(tensor.strides) do not fit shape \(tensor.shape)")
         }
-        guard tensor.offset >= 0, let start = checkedByteCount(shape: [tensor.offset], elementSize: elementSize),
-              start.bytes <= recordRange.count - size.bytes else {
-            throw bad("elements \(tensor.offset)..<\(tensor.offset)+\(size.elements) lie outside its storage '\(recordName)' (\(recordRange.count / max(elementSize, 1)) elements)")
+        guard let end = viewEnd(offset: tensor.offset, shape: tensor.shape, strides: tensor.strides),
+              let endByte = checkedByteCount(shape: [end], elementSize: elementSize), endByte.bytes <= recordRange.count else {
+            throw bad("offset \(tensor.offset), shape \(tensor.shape) and strides \(tensor.strides) reach outside its storage '\(recordName)' (\(recordRange.count / elementSize) elements)")
         }
-        return (recordRange.lowerBound + start.bytes, size.bytes)
+        // A zero stride repeats elements; the copy of such a view may not outgrow the whole file.
+        guard size.bytes <= archive.file.byteCount else {
+            throw bad("its strides \(tensor.strides) repeat elements into \(size.bytes) bytes, more than the file holds")
+        }
+        let strides = isRowMajor(shape: tensor.shape, strides: tensor.strides) ? nil : tensor.strides
+        return (recordRange.lowerBound + tensor.offset * elementSize, size.bytes, strides)
     }
+}
+
+/// One past the last storage element a view reaches, `offset + 1 + Σ (size - 1) · stride` (just
+/// `offset` if it has no elements), or nil if negative or past `Int`: a pickle can claim any numbers.
+private func viewEnd(offset: Int, shape: [Int], strides: [Int]) -> Int? {
+    guard offset >= 0 else { return nil }
+    if shape.contains(0) { return offset }
+    var last = offset
+    for (size, stride) in zip(shape, strides) {
+        let (step, stepOverflow) = (size - 1).multipliedReportingOverflow(by: stride)
+        let (sum, sumOverflow) = last.addingReportingOverflow(step)
+        guard !stepOverflow, !sumOverflow else { return nil }
+        last = sum
+    }
+    let (end, overflow) = last.addingReportingOverflow(1)
+    return overflow ? nil : end
+}
+
+/// Whether a view's elements are consecutive in row-major order. Axes of length 1 are never stepped
+/// over, so their strides do not matter. `shape` has passed `checkedByteCount`, so no product overflows.
+private func isRowMajor(shape: [Int], strides: [Int]) -> Bool {
+    if shape.contains(0) { return true }
+    var expected = 1
+    for (size, stride) in zip(shape, strides).reversed() {
+        if size != 1 && stride != expected { return false }
+        expected *= size
+    }
+    return true
 }

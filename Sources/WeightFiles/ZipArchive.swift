@@ -19,7 +19,7 @@ struct ZipArchive {
     private static let zip64LocatorSignature: UInt32 = 0x0706_4b50
     private static let zip64EndSignature: UInt32 = 0x0606_4b50
     private static let centralEntrySignature: UInt32 = 0x0201_4b50
-    private static let localHeaderSignature: UInt32 = 0x0403_4b50
+    static let localHeaderSignature: UInt32 = 0x0403_4b50
     private static let zip64ExtraFieldID: UInt16 = 0x0001
 
     init(file: MappedFile) throws {
@@ -91,8 +91,10 @@ struct ZipArchive {
         else { throw reader.malformed("no zip end-of-central-directory record (truncated?)") }
 
         if end >= 20, try reader.read(UInt32.self, at: end - 20) == zip64LocatorSignature {
+            // The record's 56 bytes must lie in the file before fields are read at offsets from it.
             let recordOffset = try reader.read(UInt64.self, at: end - 12)
-            guard let record = Int(exactly: recordOffset), try reader.read(UInt32.self, at: record) == zip64EndSignature else {
+            guard let record = Int(exactly: recordOffset), file.contains(offset: record, count: 56),
+                  try reader.read(UInt32.self, at: record) == zip64EndSignature else {
                 throw reader.malformed("the zip64 end record is missing or out of place")
             }
             guard try reader.read(UInt32.self, at: record + 16) == 0, try reader.read(UInt32.self, at: record + 20) == 0 else {
@@ -122,14 +124,16 @@ struct ZipArchive {
         guard entry.flags & 1 == 0 else {
             throw WeightError.unsupportedFormat(path: file.path, reason: "zip entry '\(entry.name)' is encrypted")
         }
-        guard try reader.read(UInt32.self, at: entry.localHeaderOffset) == Self.localHeaderSignature else {
-            throw reader.malformed("zip entry '\(entry.name)' has no local header at byte \(entry.localHeaderOffset)")
+        // The header's 30 bytes must lie in the file before fields are read at offsets from it.
+        let header = entry.localHeaderOffset
+        guard file.contains(offset: header, count: 30), try reader.read(UInt32.self, at: header) == Self.localHeaderSignature else {
+            throw reader.malformed("zip entry '\(entry.name)' has no local header at byte \(header)")
         }
         // The local header's own name and extra lengths decide where the data starts (torch pads the
         // extra field so that tensor data is 64-byte aligned).
-        let nameLength = Int(try reader.read(UInt16.self, at: entry.localHeaderOffset + 26))
-        let extraLength = Int(try reader.read(UInt16.self, at: entry.localHeaderOffset + 28))
-        let start = entry.localHeaderOffset + 30 + nameLength + extraLength
+        let nameLength = Int(try reader.read(UInt16.self, at: header + 26))
+        let extraLength = Int(try reader.read(UInt16.self, at: header + 28))
+        let start = header + 30 + nameLength + extraLength
         guard file.contains(offset: start, count: entry.size) else {
             throw reader.malformed("the data of zip entry '\(entry.name)' runs past the end of the file (truncated?)")
         }

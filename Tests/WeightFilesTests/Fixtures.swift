@@ -106,3 +106,26 @@ extension WeightError {
     var isFileNotFound: Bool { if case .fileNotFound = self { true } else { false } }
     var isUnreadable: Bool { if case .unreadable = self { true } else { false } }
 }
+
+/// The little-endian bytes of an integer, as both formats store their lengths.
+func littleEndianBytes<T: FixedWidthInteger>(_ value: T) -> [UInt8] { withUnsafeBytes(of: value.littleEndian, Array.init) }
+
+/// A safetensors file: the header length, `header` padded with spaces to `headerLength` bytes (as the
+/// format allows), then `data`.
+func safetensorsBytes(header: String, headerLength: Int? = nil, data: [UInt8]) -> [UInt8] {
+    let json = Array(header.utf8)
+    let padded = json + [UInt8](repeating: UInt8(ascii: " "), count: max(0, (headerLength ?? json.count) - json.count))
+    return littleEndianBytes(UInt64(padded.count)) + padded + data
+}
+
+extension XCTestCase {
+    /// Writes `bytes` to a file called `name` in a temporary folder that is removed after the test.
+    func temporaryFile(_ name: String, _ bytes: [UInt8]) throws -> String {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("uso-weights-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: folder) }
+        let url = folder.appendingPathComponent(name)
+        try Data(bytes).write(to: url)
+        return url.path
+    }
+}

@@ -22,6 +22,24 @@ final class OpenWeightsTests: XCTestCase {
         try assertHoldsExpectedTensors(both, fixture: "good/folder_both")
     }
 
+    /// A safetensors file starts with its header length, whose low byte may be 0x80 like a pickle's
+    /// PROTO (0x280 even starts 0x80 0x02, as a protocol-2 pickle does): the structure decides.
+    func testFormatIsToldByStructureNotByTheFirstByte() throws {
+        let values: [Float] = [1, -2, 3.5, 0.25, 6]
+        let data = values.flatMap { littleEndianBytes($0.bitPattern) }
+        for headerLength in [0x180, 0x280, 0x580] {
+            let bytes = safetensorsBytes(header: #"{"w": {"dtype": "F32", "shape": [5], "data_offsets": [0, 20]}}"#,
+                                         headerLength: headerLength, data: data)
+            XCTAssertEqual(bytes[0], 0x80)
+            let source = try openWeights(path: try temporaryFile("header-\(headerLength).safetensors", bytes))
+            XCTAssertTrue(source is SafetensorsFile, "header length \(headerLength)")
+            XCTAssertEqual(try source.tensor("w").toFloats(), values, "header length \(headerLength)")
+        }
+        // A real pickle of torch.save before 1.6 (PROTO 2, then LONG1 of its magic number) is still named.
+        assertWeightError(try openWeights(path: Fixtures.path("bad/legacy_format.bin")), \.isUnsupportedFormat,
+                          mentions: ["legacy_format.bin", "legacy torch.save format"])
+    }
+
     func testWeightReaderOverAShardedSet() throws {
         let reader = WeightReader(try openWeights(path: Fixtures.path("good/sharded")))
         let layers = reader.scoped("layers")
