@@ -165,28 +165,6 @@ func summary(of error: Error) -> String {
 
 /// Writes tensors as one `.safetensors` file (to a temporary name, then renamed into place).
 public func writeSafetensors(_ tensors: [String: Tensor], to path: String, metadata: [String: String] = [:]) throws {
-    var header: [String: Any] = [:]
-    if !metadata.isEmpty { header["__metadata__"] = metadata }
-    var offset = 0
-    let names = tensors.keys.sorted()
-    for name in names {
-        let t = tensors[name]!
-        header[name] = ["dtype": t.dtype.rawValue, "shape": t.shape, "data_offsets": [offset, offset + t.byteCount]]
-        offset += t.byteCount
-    }
-    var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
-    while json.count % 8 != 0 { json.append(0x20) }
-    var data = Data()
-    var length = UInt64(json.count).littleEndian
-    withUnsafeBytes(of: &length) { data.append(contentsOf: $0) }
-    data.append(json)
-    for name in names { let t = tensors[name]!; data.append(Data(bytes: t.rawPointer, count: t.byteCount)) }
-    let temporary = path + ".tmp-\(getpid())"
-    do {
-        try data.write(to: URL(fileURLWithPath: temporary))
-        if rename(temporary, path) != 0 { throw WeightError.unreadable(path: path, reason: String(cString: strerror(errno))) }
-    } catch {
-        unlink(temporary)
-        throw error
-    }
+    let entries = tensors.keys.sorted().map { ($0, TensorInfo(dtype: tensors[$0]!.dtype, shape: tensors[$0]!.shape)) }
+    try writeSafetensors(streaming: entries, to: path, metadata: metadata) { tensors[$0]! }
 }
