@@ -69,6 +69,14 @@ public struct HubEnvironment: Sendable {
         return huggingFaceHome.appendingPathComponent("hub")
     }
 
+    /// Where DiT weights converted for a low-memory precision are kept: `$USO_CACHE_DIR`, else
+    /// `$XDG_CACHE_HOME/uso/converted`, else `~/.cache/uso/converted`.
+    public var convertedWeightsDirectory: URL {
+        if let folder = value("USO_CACHE_DIR") { return url(forPath: folder) }
+        let cache = value("XDG_CACHE_HOME").map(url(forPath:)) ?? homeDirectory.appendingPathComponent(".cache")
+        return cache.appendingPathComponent("uso/converted")
+    }
+
     public struct Token: Sendable, Equatable {
         public let value: String
         /// Where it came from, for messages ("--token", "HF_TOKEN", "/root/.cache/huggingface/token").

@@ -58,6 +58,16 @@ final class HubEnvironmentTests: XCTestCase {
         XCTAssertEqual(custom.huggingFaceCache.path, custom.homeDirectory.appendingPathComponent("hub-cache").path)
     }
 
+    func testConvertedWeightsDirectory() throws {
+        let root = try makeTemporaryDirectory(self)
+        let plain = try makeEnvironment(root: root)
+        XCTAssertEqual(plain.convertedWeightsDirectory.path, plain.homeDirectory.appendingPathComponent(".cache/uso/converted").path)
+        let xdg = try makeEnvironment(root: root, variables: ["XDG_CACHE_HOME": "~/xdg"])
+        XCTAssertEqual(xdg.convertedWeightsDirectory.path, xdg.homeDirectory.appendingPathComponent("xdg/uso/converted").path)
+        let chosen = try makeEnvironment(root: root, variables: ["USO_CACHE_DIR": "~/mine", "XDG_CACHE_HOME": "~/xdg"])
+        XCTAssertEqual(chosen.convertedWeightsDirectory.path, chosen.homeDirectory.appendingPathComponent("mine").path)
+    }
+
     func testEndpoint() throws {
         let root = try makeTemporaryDirectory(self)
         XCTAssertEqual(try makeEnvironment(root: root).endpoint, "https://huggingface.co")

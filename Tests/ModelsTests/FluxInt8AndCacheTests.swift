@@ -134,10 +134,4 @@ final class FluxStepCacheTests: XCTestCase {
         XCTAssertEqual(cache.fullEvaluations, 3)
         XCTAssertEqual(cache.reusedEvaluations, 2)
     }
-
-    func testPresets() {
-        XCTAssertNil(StepCachePreset.off.policy)
-        let balanced = StepCachePreset.balanced.policy!, fast = StepCachePreset.fast.policy!
-        XCTAssertLessThan(balanced.threshold, fast.threshold, "fast skips more")
-    }
 }

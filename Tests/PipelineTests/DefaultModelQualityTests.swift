@@ -39,12 +39,41 @@ final class DefaultModelQualityTests: XCTestCase {
     }
 
     func testShippedModelKeepsSubjectAndStyleOnHeldOutPairs() throws {
+        let score = try scoreHeldOutCases(label: "bf16") { _ in }
+        XCTAssertGreaterThanOrEqual(score.style, 16, "the default model no longer paints the style")
+        XCTAssertGreaterThanOrEqual(score.subject, 17, "the default model no longer keeps the subject")
+    }
+
+    /// The fastest settings, int8 weights and the fast step cache, on the same cases and thresholds:
+    /// what they cost must stay inside the margins that absorb kernel differences between CPUs.
+    /// `USO_QUALITY_VARIANTS=all` also scores int8 alone and each cache preset alone (the table in
+    /// docs/benchmarks.md).
+    func testInt8WeightsAndTheFastStepCacheKeepSubjectAndStyle() throws {
+        var variants: [(String, (inout GenerationRequest) -> Void)] = [
+            ("int8 + fast cache", { $0.ditWeights = .int8; $0.stepCache = .fast }),
+        ]
+        if ProcessInfo.processInfo.environment["USO_QUALITY_VARIANTS"] == "all" {
+            variants += [("int8", { $0.ditWeights = .int8 }), ("balanced cache", { $0.stepCache = .balanced }),
+                         ("fast cache", { $0.stepCache = .fast })]
+        }
+        for (label, configure) in variants {
+            let score = try scoreHeldOutCases(label: label, configure)
+            XCTAssertGreaterThanOrEqual(score.style, 16, "\(label) no longer paints the style")
+            XCTAssertGreaterThanOrEqual(score.subject, 17, "\(label) no longer keeps the subject")
+        }
+    }
+
+    /// Generates every case with the model's defaults changed by `configure`; returns how many got
+    /// the subject right (of 48) and the style right (of the 36 with a style image).
+    private func scoreHeldOutCases(label: String, _ configure: (inout GenerationRequest) -> Void) throws -> (subject: Int, style: Int) {
         let cases = try JSONDecoder().decode(
             Cases.self, from: Data(contentsOf: fixtures.appendingPathComponent("cases.json")))
         let weights = try SafetensorsFile(path: fixtures.appendingPathComponent("classifiers.safetensors").path)
         let subjectClassifier = try Classifier(weights, prefix: "subject")
         let styleClassifier = try Classifier(weights, prefix: "style")
         let pipeline = try USOPipeline(location: ModelLocation(directory: modelDirectory, modelType: .fluxDev))
+        let notes = NoteLog()
+        pipeline.notice = { notes.append($0) }
         let defaults = try XCTUnwrap(ModelDefaults.load(from: modelDirectory))
 
         var subjectsRight = 0, stylesRight = 0, styled = 0
@@ -55,6 +84,7 @@ final class DefaultModelQualityTests: XCTestCase {
                 styleImages: item.style_image.map { [fixtures.appendingPathComponent($0).path] } ?? [])
             defaults.apply(to: &request)
             request.seed = item.seed
+            configure(&request)
             let image = try pipeline.generate(request, cancellation: CancellationFlag()) { _ in }.image
             let subject = subjectClassifier(image), style = styleClassifier(image)
             subjectsRight += subject == item.subject ? 1 : 0
@@ -62,14 +92,14 @@ final class DefaultModelQualityTests: XCTestCase {
                 styled += 1
                 stylesRight += style == item.style ? 1 : 0
             }
-            print("quality \(item.mode) seed \(item.seed): subject \(cases.subjects[subject]) "
+            print("quality [\(label)] \(item.mode) seed \(item.seed): subject \(cases.subjects[subject]) "
                   + "(want \(cases.subjects[item.subject])), style \(cases.styles[style]) (want \(cases.styles[item.style]))")
         }
-        print("quality: style \(stylesRight)/\(styled) of the cases with a style image, subject \(subjectsRight)/\(cases.cases.count)")
+        print("quality [\(label)]: style \(stylesRight)/\(styled) of the cases with a style image, subject \(subjectsRight)/\(cases.cases.count)"
+              + (notes.stepCacheEvaluations.map { ", DiT evaluations \($0.full) full + \($0.reused) reused" } ?? ""))
         XCTAssertEqual(styled, 36, "the fixtures changed; update the thresholds' justification")
         XCTAssertEqual(cases.cases.count, 48, "the fixtures changed; update the thresholds' justification")
-        XCTAssertGreaterThanOrEqual(stylesRight, 16, "the default model no longer paints the style")
-        XCTAssertGreaterThanOrEqual(subjectsRight, 17, "the default model no longer keeps the subject")
+        return (subjectsRight, stylesRight)
     }
 
     /// evaluate.py's SmallCNN: stride-2 3×3 convolutions with SiLU, then the global mean and global

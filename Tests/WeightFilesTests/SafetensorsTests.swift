@@ -8,7 +8,8 @@ final class SafetensorsTests: XCTestCase {
         let file = try SafetensorsFile(path: Fixtures.path("good/dtypes.safetensors"))
         try assertHoldsExpectedTensors(file, fixture: "good/dtypes.safetensors")
         XCTAssertEqual(file.metadata["made_by"], "tools/fixtures/weights.py")
-        XCTAssertEqual(Set(file.keys.compactMap { file.info($0)?.dtype }), Set(DType.allCases))
+        // Every float type; I8 (quantized weights) is read in FluxInt8Tests' converted checkpoints.
+        XCTAssertEqual(Set(file.keys.compactMap { file.info($0)?.dtype }), Set(DType.allCases).subtracting([.i8]))
     }
 
     func testInt64TensorIsListedAsSkippedAndRefusedByName() throws {

@@ -1,20 +1,6 @@
 // Fewer DiT evaluations: first-block caching (the First-Block-Cache / TeaCache family).
 import Layers
 
-/// How much a sampler may skip: `off` runs every block at every step, as the reference does.
-public enum StepCachePreset: String, Sendable, Codable, CaseIterable {
-    case off, balanced, fast
-
-    /// The policy of a preset; nil for `off`.
-    public var policy: FluxStepCache.Policy? {
-        switch self {
-        case .off: nil
-        case .balanced: FluxStepCache.Policy(threshold: 0.08, warmupSteps: 3)
-        case .fast: FluxStepCache.Policy(threshold: 0.16, warmupSteps: 2)
-        }
-    }
-}
-
 /// State carried across the steps of one generation: each step runs the first double block, and
 /// when its residual (output − input of the image stream) has changed by less than `threshold`
 /// (relative L1) since the last full evaluation, the other 56 blocks are skipped and their residual
