@@ -25,7 +25,14 @@ enum KernelBench {
             let runs: [(DType, F32MatrixLibrary, BF16MatrixKernels, String)] = [
                 (.f32, .openBLAS, .amxTiles, "F32 (OpenBLAS)"), (.f32, .oneDNN, .amxTiles, "F32 (oneDNN)"),
             ] + distinctBF16Kernels().map { (.bf16, .openBLAS, $0, "BF16 (\($0))") }
-            return runs.map { dtype, library, kernels, label in
+            // uso's int8 layer (BF16 activations, int8 weights) beside PyTorch's BF16 product.
+            let int8 = Case(shape: "\(m)x\(k)@\(k)x\(n)", label: "INT8 W8A8 (vs torch BF16)", flops: 2 * Double(m) * Double(n) * Double(k),
+                            torchRequest: "gemm \(m) \(k) \(n) BF16") {
+                let x = randomTensor([m, k], dtype: .bf16, seed: 1)
+                let weight = Int8Weight(quantizing: randomTensor([n, k], dtype: .bf16, seed: 2))
+                return { _ = linear(x, weight: weight) }
+            }
+            return [int8] + runs.map { dtype, library, kernels, label in
                 Case(shape: "\(m)x\(k)@\(k)x\(n)", label: label, flops: 2 * Double(m) * Double(n) * Double(k),
                      torchRequest: "gemm \(m) \(k) \(n) \(dtype == .f32 ? "F32" : "BF16")") {
                     let x = randomTensor([m, k], dtype: dtype, seed: 1), weight = randomTensor([n, k], dtype: dtype, seed: 2)
