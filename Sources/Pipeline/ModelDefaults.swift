@@ -29,7 +29,10 @@ public struct ModelDefaults: Sendable, Equatable, Decodable {
         return try? JSONDecoder().decode(ModelDefaults.self, from: data)
     }
 
+    /// The model set's own defaults over the reference's; its default side is also the base an
+    /// instruct edit scales to.
     public func apply(to request: inout GenerationRequest) {
+        if let side = width ?? height { request.sizeBase = side }
         if let width { request.width = width }
         if let height { request.height = height }
         if let contentReference { request.contentReferenceSize = contentReference }

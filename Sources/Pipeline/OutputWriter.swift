@@ -18,17 +18,26 @@ public struct OutputWriter: Sendable {
 
     /// A file stem not yet used in the folder: `0001-3407`, `0002-3408`, …
     public func nextStem(seed: UInt64) throws -> String {
-        try createDirectory()
+        try Self.createDirectory(directory)
         let existing = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
         let highest = existing.compactMap { name -> Int? in Int(name.prefix(while: { $0.isNumber })) }.max() ?? 0
         return String(format: "%04d-%llu", highest + 1, seed)
     }
 
-    /// Writes `stem.png` and `stem.json`; returns the PNG's URL.
+    /// Checks a file name given from outside (a batch file's `save_dir`): it may name subfolders, as
+    /// the reference creates them, but must stay inside the folder.
+    public static func checkRelativeName(_ name: String) throws {
+        let parts = name.split(separator: "/", omittingEmptySubsequences: false)
+        guard !name.hasPrefix("/"), !parts.contains("..") else {
+            throw GenerationError.invalidRequest("\"\(name)\" leads outside the output folder; name a file or subfolder inside it (no leading / and no ..)")
+        }
+    }
+
+    /// Writes `stem.png` and `stem.json` (a stem may name subfolders, made as needed); returns the PNG's URL.
     @discardableResult
     public func write(_ result: GenerationResult, record: RunRecord, stem: String) throws -> URL {
-        try createDirectory()
         let png = directory.appendingPathComponent(stem + ".png"), json = directory.appendingPathComponent(stem + ".json")
+        try Self.createDirectory(png.deletingLastPathComponent())
         let text = record.pngMetadata(seedUsed: result.request.seed, sizeGenerated: (result.image.width, result.image.height),
                                       software: "uso").map { PNGTextEntry(key: $0.key, text: $0.value) }
         do {
@@ -43,17 +52,17 @@ public struct OutputWriter: Sendable {
     /// Creates the folder and checks that files can be made in it, so a run fails before it
     /// spends minutes on an image it cannot save.
     public func checkWritable() throws {
-        try createDirectory()
+        try Self.createDirectory(directory)
         guard FileManager.default.isWritableFile(atPath: directory.path) else {
             throw GenerationError.outputNotWritable(path: directory.path, reason: "permission denied")
         }
     }
 
-    private func createDirectory() throws {
+    private static func createDirectory(_ folder: URL) throws {
         do {
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         } catch {
-            throw GenerationError.outputNotWritable(path: directory.path, reason: error.localizedDescription)
+            throw GenerationError.outputNotWritable(path: folder.path, reason: error.localizedDescription)
         }
     }
 }

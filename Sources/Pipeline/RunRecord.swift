@@ -1,5 +1,5 @@
 /// What gets written beside each image: the reference's config JSON (the argument dataclass of
-/// `inference.py`, keys in its order) and the PNG text metadata that `uso generate --from` reads.
+/// `inference.py`, keys in its order) and the PNG text metadata, with its reader for `uso generate --from`.
 public struct RunRecord: Sendable {
     public var request: GenerationRequest
     /// CLI-level settings the reference records too.
@@ -7,8 +7,11 @@ public struct RunRecord: Sendable {
     public var evalJSONPath: String?
     public var offload = false
     public var imagesPerPrompt = 1
+    /// The rank of the LoRA used (the reference records its `--lora_rank`, which must equal the file's).
     public var loraRank = 128
     public var concatRefs = false
+    /// Accepted as the reference's flag; the weights always come from `uso download`.
+    public var hfDownload = false
     public var checkpointPath: String?
     /// Whether --guidance was given (the reference then records a float, else the integer default).
     public var guidanceGiven = false
@@ -34,7 +37,8 @@ public struct RunRecord: Sendable {
             ("height", .int(r.height)),
             ("num_steps", .int(r.steps)),
             ("guidance", guidance),
-            ("seed", .int(Int(r.seed))),
+            // torch takes seeds modulo 2^64: one above Int.max is written as its negative twin (-1 for 2^64 - 1).
+            ("seed", .int(Int(truncatingIfNeeded: r.seed))),
             ("save_path", .string(savePath)),
             ("only_lora", .bool(r.onlyLoRA)),
             ("concat_refs", .bool(concatRefs)),
@@ -44,7 +48,7 @@ public struct RunRecord: Sendable {
             ("ckpt_path", checkpointPath.map { .string($0) } ?? .null),
             ("use_siglip", .bool(r.useSiglip)),
             ("instruct_edit", .bool(r.instructEdit)),
-            ("hf_download", .bool(false)),
+            ("hf_download", .bool(hfDownload)),
         ]).serialized()
     }
 
@@ -59,23 +63,69 @@ public struct RunRecord: Sendable {
         Model: \(r.modelType.rawValue), Content: \(r.contentImage.map { $0.lastComponent } ?? "none"), \
         Styles: \(r.styleImages.isEmpty ? "none" : r.styleImages.map { $0.lastComponent }.joined(separator: "; "))
         """
-        return [
-            ("parameters", a1111),
-            ("uso:prompt", r.prompt),
-            ("uso:content", r.contentImage ?? ""),
-            ("uso:styles", r.styleImages.joined(separator: "\n")),
-            ("uso:seed", String(seedUsed)),
-            ("uso:width", String(r.width)),
-            ("uso:height", String(r.height)),
-            ("uso:steps", String(r.steps)),
-            ("uso:guidance", String(r.guidance)),
-            ("uso:model_type", r.modelType.rawValue),
-            ("uso:pe", r.positionOffset.rawValue),
-            ("uso:content_ref", String(r.contentReferenceSize)),
-            ("uso:dtype", r.computeType.rawValue),
-            ("uso:references", names.joined(separator: ", ")),
-            ("Software", software),
+        var stored = r
+        stored.seed = seedUsed
+        return [("parameters", a1111)] + Self.settings.map { ($0.key, $0.text(stored)) }
+            + [("uso:references", names.joined(separator: ", ")), ("Software", software)]
+    }
+
+    /// The request stored by `pngMetadata` (its seed is the one used); nil when the chunks hold no
+    /// uso settings. A setting missing (an older file) keeps its default.
+    public static func request(fromPNGText text: [String: String]) -> GenerationRequest? {
+        guard let prompt = text["uso:prompt"] else { return nil }
+        var request = GenerationRequest(prompt: prompt)
+        for setting in settings {
+            if let value = text[setting.key] { setting.read(&request, value) }
+        }
+        return request
+    }
+
+    /// Every request setting with its PNG text key: the writer and the reader both go through this list.
+    private static var settings: [StoredSetting] {
+        [
+            StoredSetting("uso:prompt", text: \.prompt, read: { $0.prompt = $1 }),
+            StoredSetting("uso:content", text: { $0.contentImage ?? "" }, read: { $0.contentImage = $1.isEmpty ? nil : $1 }),
+            StoredSetting("uso:styles", text: { $0.styleImages.joined(separator: "\n") },
+                          read: { $0.styleImages = $1.split(separator: "\n").map(String.init) }),
+            StoredSetting("uso:seed", \.seed),
+            StoredSetting("uso:width", \.width),
+            StoredSetting("uso:height", \.height),
+            StoredSetting("uso:steps", \.steps),
+            StoredSetting("uso:guidance", \.guidance),
+            StoredSetting("uso:model_type", \.modelType),
+            StoredSetting("uso:pe", \.positionOffset),
+            StoredSetting("uso:content_ref", \.contentReferenceSize),
+            StoredSetting("uso:dtype", \.computeType),
+            StoredSetting("uso:size_base", \.sizeBase),
+            StoredSetting("uso:instruct_edit", \.instructEdit),
+            StoredSetting("uso:only_lora", \.onlyLoRA),
+            StoredSetting("uso:use_siglip", \.useSiglip),
+            StoredSetting("uso:sample_posterior", \.samplePosterior),
         ]
+    }
+}
+
+/// One request setting as PNG text: how to write it and how to read it back.
+private struct StoredSetting {
+    let key: String
+    let text: (GenerationRequest) -> String
+    let read: (inout GenerationRequest, String) -> Void
+
+    init(_ key: String, text: @escaping (GenerationRequest) -> String, read: @escaping (inout GenerationRequest, String) -> Void) {
+        (self.key, self.text, self.read) = (key, text, read)
+    }
+
+    /// Numbers and booleans, in Swift's round-trip text form; unreadable text keeps the default.
+    init<T: LosslessStringConvertible>(_ key: String, _ field: WritableKeyPath<GenerationRequest, T>) {
+        self.init(key, text: { String($0[keyPath: field]) }, read: { request, text in
+            if let value = T(text) { request[keyPath: field] = value }
+        })
+    }
+
+    init<T: RawRepresentable>(_ key: String, _ field: WritableKeyPath<GenerationRequest, T>) where T.RawValue == String {
+        self.init(key, text: { $0[keyPath: field].rawValue }, read: { request, text in
+            if let value = T(rawValue: text) { request[keyPath: field] = value }
+        })
     }
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import ImageIO
+import Pipeline
 
 /// A field of a submitted job, whichever way it came: JSON values or multipart parts.
 enum SubmittedValue {
@@ -86,22 +87,30 @@ struct JobSubmission {
             contentReferenceSize: Int(contentReferenceSize))
         contentImage = content
         styleImages = styles
+        try Self.validate(parameters, content: content)
     }
 
-    /// "Keep input size" as the reference app computes it (spec §1.4): the content image after
-    /// `preprocess_ref` (long side to `contentReferenceSize`, short side `int(long_size / long * short)`,
-    /// both floored to 16, as `Preprocessing.contentReference` does) scaled by
-    /// `keepSizeBase / contentReferenceSize`. A size beyond what the generator accepts is scaled
-    /// down uniformly rather than refused, so the aspect ratio survives.
+    /// The request model's checks, which the CLI makes too (the capabilities may allow more than
+    /// the generator takes, e.g. a content image cropped to nothing).
+    private static func validate(_ p: JobParameters, content: ValidatedImage?) throws {
+        var request = GenerationRequest(prompt: p.prompt)
+        (request.width, request.height, request.steps) = (p.width, p.height, p.steps)
+        (request.guidance, request.contentReferenceSize) = (p.guidance, p.contentReferenceSize)
+        do {
+            try request.validate(contentImageSize: content.map { ($0.decodedWidth, $0.decodedHeight) })
+        } catch let invalid as InvalidSetting {
+            throw APIError.badRequest("\(invalid.setting.fieldName) \(invalid.requirement)")
+        }
+    }
+
+    /// "Keep input size": the request model's instruct-edit size (the preprocessed content image
+    /// scaled by `keepSizeBase / contentReferenceSize`, spec §1.4). A size beyond what the generator
+    /// accepts is scaled down uniformly rather than refused, so the aspect ratio survives.
     static func keptSize(_ content: ValidatedImage, contentReferenceSize: Int,
                          capabilities caps: GeneratorCapabilities) -> (width: Int, height: Int) {
-        let (w, h) = (content.decodedWidth, content.decodedHeight)
-        let long = max(w, h), short = min(w, h)
-        let resizedShort = Int((Double(contentReferenceSize) / Double(long)) * Double(short))
-        let preprocessedLong = contentReferenceSize / 16 * 16, preprocessedShort = resizedShort / 16 * 16
-        let (refWidth, refHeight) = w >= h ? (preprocessedLong, preprocessedShort) : (preprocessedShort, preprocessedLong)
-        let scale = Double(caps.keepSizeBase) / Double(contentReferenceSize)
-        var width = Double(Int(Double(refWidth) * scale)), height = Double(Int(Double(refHeight) * scale))
+        let edit = GenerationRequest.editSize(contentImageWidth: content.decodedWidth, contentImageHeight: content.decodedHeight,
+                                              contentReferenceSize: contentReferenceSize, sizeBase: caps.keepSizeBase)
+        var width = Double(edit.width), height = Double(edit.height)
         let overshoot = max(width, height) / Double(caps.maxSide)
         if overshoot > 1 { width /= overshoot; height /= overshoot }
         func aligned(_ side: Double) -> Int { max(caps.minSide, Int(side) / caps.sideStep * caps.sideStep) }
@@ -153,7 +162,7 @@ private struct FieldReader {
     func number(_ name: String, in range: ClosedRange<Double>, default fallback: Double) throws -> Double {
         let expected = "a number from \(Self.shown(range.lowerBound)) to \(Self.shown(range.upperBound))"
         guard let value = try numeric(name, expected: expected) else { return fallback }
-        guard value.isFinite, range.contains(value) else {
+        guard range.contains(value) else {
             throw APIError.badRequest("'\(name)' must be \(expected), got \(Self.shown(value))")
         }
         return value
@@ -245,5 +254,15 @@ private struct FieldReader {
 
     private static func shown(_ value: Double) -> String {
         value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(value)
+    }
+}
+
+extension InvalidSetting.Setting {
+    /// The job field that sets this.
+    var fieldName: String {
+        switch self {
+        case .width, .height, .steps, .guidance, .contentReferenceSize, .contentImage: "'\(rawValue)'"
+        case .sizeBase: "the server's keepSizeBase"
+        }
     }
 }

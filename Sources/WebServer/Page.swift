@@ -1,7 +1,8 @@
 /// The one page `uso serve` shows at `/`: self-contained (inline CSS and JS, no CDN, nothing
 /// outside this server), talking only to the JSON API. tools/e2e/browser_test.py relies on these
 /// element ids: prompt, file-content, file-style1, file-style2, generate, progress, progress-text,
-/// cancel, result-image, download, seed-used, history.
+/// cancel, result-image, download, seed-used, history. Style slots beyond the second (file-style3,
+/// ...) are added by the "add-style" button, up to the server's maxStyleImages.
 enum Page {
     static let html = #"""
 <!doctype html>
@@ -29,6 +30,7 @@ enum Page {
   textarea { width:100%; min-height:70px; resize:vertical; font:inherit; padding:8px; border:1px solid var(--line); border-radius:6px; }
   input[type=number], input[type=password] { font:inherit; padding:5px 8px; border:1px solid var(--line); border-radius:6px; width:130px; }
   .refs { display:grid; grid-template-columns:repeat(3, 1fr); gap:10px; }
+  #add-style { width:100%; aspect-ratio:1; margin-top:20px; border-style:dashed; color:var(--muted); }
   .drop { position:relative; border:2px dashed var(--line); border-radius:8px; aspect-ratio:1; display:flex; align-items:center; justify-content:center;
           text-align:center; color:var(--muted); font-size:12px; cursor:pointer; overflow:hidden; background:#fafbfc; }
   .drop.over { border-color:var(--accent); background:#eef2ff; }
@@ -100,6 +102,7 @@ enum Page {
         <div class="drop" data-slot="style1" title="Style reference image"><span class="hint">Drop or click</span><img alt="style preview"><button class="clear" title="Clear" aria-label="clear style image">×</button><input type="file" accept="image/png,image/jpeg,image/webp" id="file-style1"></div></div>
       <div><div class="slot-name">Extra style (beta)</div>
         <div class="drop" data-slot="style2" title="Extra style reference image"><span class="hint">Drop or click</span><img alt="extra style preview"><button class="clear" title="Clear" aria-label="clear extra style image">×</button><input type="file" accept="image/png,image/jpeg,image/webp" id="file-style2"></div></div>
+      <div><button id="add-style" title="Another style image: the reference takes every image after the content as a style" hidden>+ style</button></div>
     </div>
 
     <label for="width">Width</label>
@@ -196,6 +199,27 @@ function applyCapabilities(caps) {
   setupSlider("steps", 1, caps.maxSteps, 1, caps.defaultSteps);
   setupSlider("guidance", caps.minGuidance, caps.maxGuidance, 0.1, caps.defaultGuidance, (v) => v.toFixed(1));
   setupSlider("content-ref", caps.minContentReferenceSize, caps.maxContentReferenceSize, 16, caps.defaultContentReferenceSize);
+  updateAddStyle();
+}
+
+// Style slots are style1, style2, ...; the first two are on the page, "+ style" adds more.
+function styleSlots() { return Object.keys(state.slots).filter((slot) => slot.startsWith("style")); }
+function addStyleSlot() {
+  const n = styleSlots().length + 1, slot = `style${n}`;
+  const cell = document.createElement("div");
+  cell.innerHTML = `<div class="slot-name">Extra style ${n - 1}</div><div class="drop" data-slot="${slot}" title="Extra style reference image"><span class="hint">Drop or click</span><img alt="extra style preview"><button class="clear" title="Clear" aria-label="clear extra style image">×</button><input type="file" accept="image/png,image/jpeg,image/webp" id="file-${slot}"></div>`;
+  $("add-style").parentElement.before(cell);
+  state.slots[slot] = null;
+  setupDropZone(cell.querySelector(".drop"));
+  updateAddStyle();
+  return slot;
+}
+function updateAddStyle() {
+  $("add-style").hidden = !state.caps || styleSlots().length >= state.caps.maxStyleImages;
+}
+async function setStyles(urls) {
+  while (styleSlots().length < Math.min(urls.length, state.caps.maxStyleImages)) addStyleSlot();
+  for (const [index, slot] of styleSlots().entries()) setSlot(slot, urls[index] ? await fetchBlob(urls[index]) : null);
 }
 
 function setSlot(slot, blob) {
@@ -220,17 +244,15 @@ function acceptFile(slot, file) {
   showFormError("");
   setSlot(slot, file);
 }
-function setupDropZones() {
-  for (const drop of document.querySelectorAll(".drop")) {
-    const slot = drop.dataset.slot, input = drop.querySelector("input");
-    drop.addEventListener("click", (event) => { if (!event.target.classList.contains("clear")) input.click(); });
-    input.addEventListener("click", (event) => event.stopPropagation());
-    input.addEventListener("change", () => acceptFile(slot, input.files[0]));
-    drop.querySelector(".clear").addEventListener("click", (event) => { event.stopPropagation(); setSlot(slot, null); });
-    drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
-    drop.addEventListener("dragleave", () => drop.classList.remove("over"));
-    drop.addEventListener("drop", (event) => { event.preventDefault(); drop.classList.remove("over"); acceptFile(slot, event.dataTransfer.files[0]); });
-  }
+function setupDropZone(drop) {
+  const slot = drop.dataset.slot, input = drop.querySelector("input");
+  drop.addEventListener("click", (event) => { if (!event.target.classList.contains("clear")) input.click(); });
+  input.addEventListener("click", (event) => event.stopPropagation());
+  input.addEventListener("change", () => acceptFile(slot, input.files[0]));
+  drop.querySelector(".clear").addEventListener("click", (event) => { event.stopPropagation(); setSlot(slot, null); });
+  drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (event) => { event.preventDefault(); drop.classList.remove("over"); acceptFile(slot, event.dataTransfer.files[0]); });
 }
 function updateKeepSize() {
   const keep = $("keep-size");
@@ -341,7 +363,7 @@ async function generate() {
   form.append("guidance", $("guidance").value);
   form.append("contentReferenceSize", $("content-ref").value);
   if (state.slots.content) form.append("contentImage", state.slots.content, "content");
-  for (const slot of ["style1", "style2"]) if (state.slots[slot]) form.append("styleImages", state.slots[slot], slot);
+  for (const slot of styleSlots()) if (state.slots[slot]) form.append("styleImages", state.slots[slot], slot);
   $("generate").disabled = true;
   try {
     const response = await api("/api/jobs", { method: "POST", body: form });
@@ -378,8 +400,7 @@ async function reuse(snapshot) {
   setSlider("steps", p.steps); setSlider("guidance", p.guidance); setSlider("content-ref", p.contentReferenceSize);
   try {
     setSlot("content", snapshot.contentImageURL ? await fetchBlob(snapshot.contentImageURL) : null);
-    setSlot("style1", snapshot.styleImageURLs[0] ? await fetchBlob(snapshot.styleImageURLs[0]) : null);
-    setSlot("style2", snapshot.styleImageURLs[1] ? await fetchBlob(snapshot.styleImageURLs[1]) : null);
+    await setStyles(snapshot.styleImageURLs);
   } catch (error) { showFormError("cannot load the reference images of that job: " + error.message); }
   $("keep-size").checked = p.keepInputSize && !!state.slots.content;
   updateKeepSize();
@@ -390,8 +411,7 @@ async function applyPreset(preset) {
   $("seed").value = String(preset.seed);
   try {
     setSlot("content", preset.content ? await fetchBlob(preset.content) : null);
-    setSlot("style1", preset.styles[0] ? await fetchBlob(preset.styles[0]) : null);
-    setSlot("style2", preset.styles[1] ? await fetchBlob(preset.styles[1]) : null);
+    await setStyles(preset.styles);
   } catch (error) { showFormError("cannot load the example images: " + error.message); }
 }
 function card({ images, prompt, lines, badge, onClick, actions = [] }) {
@@ -459,7 +479,8 @@ async function refreshQueue() {
 }
 
 async function start() {
-  setupDropZones();
+  for (const drop of document.querySelectorAll(".drop")) setupDropZone(drop);
+  $("add-style").addEventListener("click", addStyleSlot);
   $("keep-size").addEventListener("change", updateKeepSize);
   $("seed-random").addEventListener("click", () => { $("seed").value = "-1"; });
   $("generate").addEventListener("click", generate);

@@ -6,13 +6,15 @@ import Pipeline
 /// `uso generate`: the reference's `inference.py`, with both spellings of its options.
 struct Generate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Generate images from a prompt, an optional content image and up to two style images.",
+        abstract: "Generate images from a prompt, an optional content image and any number of style images.",
         discussion: """
         Inputs follow the reference: --image-paths takes the content image first ("" for none), then the style images. --content and --style say the same more plainly.
 
+        The reference's spellings work too: --num_steps as --num-steps, and its booleans as HfArgumentParser takes them: --offload, --offload true|false|yes|no|1|0, --no_only_lora. --hf_download is accepted; the weights always come from `uso download`.
+
         Settings are taken in this order: built-in defaults (the reference's, or those a model folder recommends in its uso-defaults.json, as the bundled model does), then the metadata of --from IMAGE.png, then the flags given. Without --model-dir the bundled default model is used.
 
-        Exit status: 0 when every image was written, 1 when one failed (the others are still made), 64 for a usage error, 130 when cancelled with Ctrl-C (nothing is left half-written).
+        Exit status: 0 when every image was written, 1 when one failed (the others are still made), 64 for a usage error (bad settings or unreadable images, found before any model loads), 130 when cancelled with Ctrl-C (nothing is left half-written).
 
         Examples:
           uso generate --prompt "A corgi." --content dog.jpg --style ink.webp
@@ -25,6 +27,10 @@ struct Generate: AsyncParsableCommand {
     @OptionGroup(title: "Model") var model: ModelOptions
     @OptionGroup(title: "Output") var output: OutputOptions
 
+    @Flag(name: .customLong("hf-download"), inversion: .prefixedNo,
+          help: "Accepted as the reference's flag; uso never downloads while generating (use `uso download`).")
+    var hfDownload = false
+
     mutating func validate() throws {
         if inputs.prompt == nil && inputs.evalJSONPath == nil && inputs.from == nil {
             throw ValidationError("give --prompt (it may be \"\"), --eval-json-path or --from")
@@ -32,24 +38,15 @@ struct Generate: AsyncParsableCommand {
         if !inputs.imagePaths.isEmpty && (inputs.content != nil || !inputs.styles.isEmpty) {
             throw ValidationError("use either --image-paths or --content/--style, not both")
         }
-        if inputs.styles.count > 2 { throw ValidationError("at most two --style images") }
-        if sampling.instructEdit && inputs.evalJSONPath == nil && inputs.from == nil
-            && inputs.content == nil && (inputs.imagePaths.first ?? "").isEmpty {
-            throw ValidationError("--instruct-edit sizes the output from the content image: give --content (or a first --image-paths entry)")
-        }
-        if let steps = sampling.steps, !(1...1000).contains(steps) { throw ValidationError("--num-steps must be 1...1000") }
-        for (name, value) in [("--width", sampling.width), ("--height", sampling.height)] {
-            if let value, !(16...4096).contains(value) { throw ValidationError("\(name) must be 16...4096 pixels") }
-        }
-        if let size = sampling.contentReference, !(16...2048).contains(size) { throw ValidationError("--content-ref must be 16...2048") }
         if output.imagesPerPrompt < 1 { throw ValidationError("--num-images-per-prompt must be at least 1") }
     }
 
     func run() async throws {
         let terminal = Terminal()
+        if hfDownload { terminal.status("--hf_download: nothing is downloaded here; the weights come from `uso download`") }
         let jobs: [BatchEntry]
         do {
-            jobs = try batchEntries()
+            jobs = try batchEntries().map { try $0.checked() }
         } catch let error as CommandFailure {
             terminal.error(error.message)
             throw ExitCode(64)
@@ -61,7 +58,7 @@ struct Generate: AsyncParsableCommand {
         let cancellation = CancellationFlag()
         let interrupt = InterruptHandler { cancellation.cancel() }
         defer { interrupt.restore() }
-        let generator: ImageGenerator
+        let generator: USOPipeline
         do {
             terminal.status("loading model from \(model.resolvedDescription)")
             generator = try model.makeGenerator(imageCount: jobs.count * output.imagesPerPrompt)
@@ -74,12 +71,15 @@ struct Generate: AsyncParsableCommand {
         var failures = 0
         for (index, entry) in jobs.enumerated() {
             for j in 0..<output.imagesPerPrompt {
+                // The output size is settled in the entry; the pipeline's own instruct-edit sizing
+                // assumes FLUX's base of 1024 whatever the model set.
                 var request = entry.request
+                request.instructEdit = false
                 request.seed = entry.request.seed &+ UInt64(j)
                 do {
                     let result = try generator.generate(request, cancellation: cancellation) { terminal.progress($0) }
-                    let url = try output.save(result, entry: entry, index: index, imageIndex: j, baseRequest: entry.request,
-                                              guidanceGiven: sampling.guidance != nil, inputs: inputs, model: model)
+                    let url = try output.save(result, record: record(entry, generator: generator), entry: entry,
+                                              index: index, imageIndex: j)
                     terminal.finished("wrote \(url.path) (\(String(format: "%.1f", result.seconds)) s)")
                 } catch GenerationError.cancelled {
                     terminal.error("cancelled; nothing was written for the unfinished image")
@@ -91,6 +91,20 @@ struct Generate: AsyncParsableCommand {
             }
         }
         if failures > 0 { throw ExitCode.failure }
+    }
+
+    /// What the config file and the PNG metadata say about an entry's run.
+    private func record(_ entry: BatchEntry, generator: USOPipeline) -> RunRecord {
+        var record = RunRecord(request: entry.request, savePath: output.savePath ?? output.writer().directory.path)
+        record.evalJSONPath = inputs.evalJSONPath
+        record.imagesPerPrompt = output.imagesPerPrompt
+        record.concatRefs = output.concatRefs
+        record.guidanceGiven = sampling.guidance != nil
+        record.offload = model.offload
+        record.checkpointPath = model.checkpointPath
+        record.loraRank = model.recordedLoRARank(generator, onlyLoRA: entry.request.onlyLoRA)
+        record.hfDownload = hfDownload
+        return record
     }
 
     /// The requests to run: one from the flags, or one per entry of the batch file.
@@ -128,10 +142,49 @@ struct Generate: AsyncParsableCommand {
 
 struct BatchEntry {
     var request: GenerationRequest
-    /// The entry's `save_dir` (reference: the file stem), if any.
+    /// The entry's `save_dir` (reference: the file stem, which may name subfolders), if any.
     var saveName: String?
     /// Names the entry in error messages ("entry 2"); nil for the single request of the flags.
     var label: String?
+
+    /// The entry with its images read and its settings checked against them, the output size of an
+    /// instruct edit settled: what would otherwise fail only after a model has loaded.
+    func checked() throws -> BatchEntry {
+        let prefix = label.map { "\($0): " } ?? ""
+        var contentSize: (width: Int, height: Int)?
+        for (index, path) in request.imagePaths.enumerated() where !path.isEmpty {
+            let image: RGBImage
+            do {
+                image = try ImageFile.read(URL(fileURLWithPath: path))
+            } catch {
+                throw CommandFailure(message: prefix + GenerationError.unreadableImage(path: path, reason: "\(error)").description)
+            }
+            if index == 0 { contentSize = (image.width, image.height) }
+        }
+        do {
+            try request.validate(contentImageSize: contentSize)
+        } catch let invalid as InvalidSetting {
+            throw CommandFailure(message: prefix + "\(invalid.setting.flag) \(invalid.requirement)")
+        }
+        var entry = self
+        (entry.request.width, entry.request.height) = request.outputSize(contentImageSize: contentSize)
+        return entry
+    }
+}
+
+extension InvalidSetting.Setting {
+    /// How a user of `uso generate` changes this setting.
+    var flag: String {
+        switch self {
+        case .width: "--width"
+        case .height: "--height"
+        case .steps: "--num-steps"
+        case .guidance: "--guidance"
+        case .contentReferenceSize: "--content-ref"
+        case .sizeBase: "the model folder's uso-defaults.json width"
+        case .contentImage: "the content image (--content, or the first --image-paths entry)"
+        }
+    }
 }
 
 struct CommandFailure: Error { let message: String }
@@ -147,7 +200,7 @@ struct InputOptions: ParsableArguments {
     @Option(name: .customLong("content"), help: "The content (subject) image.")
     var content: String?
 
-    @Option(name: .customLong("style"), help: "A style image (repeat for two).")
+    @Option(name: .customLong("style"), help: "A style image (repeat for more).")
     var styles: [String] = []
 
     @Option(name: [.customLong("eval-json-path"), .customLong("eval_json_path")],
@@ -159,34 +212,69 @@ struct InputOptions: ParsableArguments {
 }
 
 struct SamplingOptions: ParsableArguments {
-    @Option(name: .customLong("width"), help: "Output width (floored to a multiple of 16). Default 1024.")
+    private typealias Default = EffectiveDefault
+
+    @Option(name: .customLong("width"),
+            help: ArgumentHelp("Output width (floored to a multiple of 16). \(Default.text(\.width, \.width))"))
     var width: Int?
-    @Option(name: .customLong("height"), help: "Output height (floored to a multiple of 16). Default 1024.")
+    @Option(name: .customLong("height"),
+            help: ArgumentHelp("Output height (floored to a multiple of 16). \(Default.text(\.height, \.height))"))
     var height: Int?
-    @Option(name: [.customLong("num-steps"), .customLong("num_steps")], help: "Denoising steps. Default 25.")
+    @Option(name: [.customLong("num-steps"), .customLong("num_steps")],
+            help: ArgumentHelp("Denoising steps. \(Default.text(\.steps, \.steps))"))
     var steps: Int?
-    @Option(name: .customLong("guidance"), help: "Distilled guidance value. Default 4.")
+    @Option(name: .customLong("guidance"),
+            help: ArgumentHelp("Distilled guidance value, 0 to 100. \(Default.text(\.guidance, \.guidance))"))
     var guidance: Double?
-    @Option(name: .customLong("seed"), help: "Noise seed (image j of a prompt uses seed + j). Default 3407.")
+    // Unconditional: "-1" is a value here, not a short option.
+    @Option(name: .customLong("seed"), parsing: .unconditional,
+            help: ArgumentHelp("Noise seed (image j of a prompt uses seed + j); negative seeds wrap as in torch (-1 is 2^64-1). \(Default.text(\.seed, \.seed))"),
+            transform: { try SamplingOptions.seed($0) })
     var seed: UInt64?
     @Option(name: .customLong("pe"), help: "Position offset of content tokens: d, h, w or o. Default d.")
     var positionOffset: GenerationRequest.PositionOffset?
-    @Option(name: [.customLong("content-ref"), .customLong("content_ref")], help: "Long side of the content image in pixels. Default 512.")
+    @Option(name: [.customLong("content-ref"), .customLong("content_ref")],
+            help: ArgumentHelp("Long side of the content image in pixels. \(Default.text(\.contentReferenceSize, \.contentReference))"))
     var contentReference: Int?
-    @Flag(name: [.customLong("instruct-edit"), .customLong("instruct_edit")],
-          help: "Output size from the content image: its size × 1024 / --content-ref.")
-    var instructEdit = false
+    @Flag(name: .customLong("instruct-edit"), inversion: .prefixedNo,
+          help: "Output size from the content image: its size × the model's base side (1024 for FLUX.1-dev) / --content-ref.")
+    var instructEdit: Bool?
     @Flag(name: .customLong("sample-posterior"),
           help: "Sample the content latent from the VAE posterior with the seed (the reference samples unseeded); default is its mean.")
     var samplePosterior = false
 
     func apply(to request: inout GenerationRequest) {
-        // The flags that a model folder's uso-defaults.json may also set are applied the same way.
-        ModelDefaults(width: width, height: height, contentReference: contentReference, steps: steps,
-                      guidance: guidance, seed: seed).apply(to: &request)
+        if let width { request.width = width }
+        if let height { request.height = height }
+        if let steps { request.steps = steps }
+        if let guidance { request.guidance = guidance }
+        if let seed { request.seed = seed }
+        if let contentReference { request.contentReferenceSize = contentReference }
         if let positionOffset { request.positionOffset = positionOffset }
-        if instructEdit { request.instructEdit = true }
+        if let instructEdit { request.instructEdit = instructEdit }
         if samplePosterior { request.samplePosterior = true }
+    }
+
+    private static func seed(_ text: String) throws -> UInt64 {
+        guard let seed = GenerationRequest.torchSeed(text) else {
+            throw ValidationError("--seed must be an integer from -9223372036854775808 to 18446744073709551615, got '\(text)'")
+        }
+        return seed
+    }
+}
+
+/// The default shown in help: the reference's, and the bundled model's own where it differs
+/// ("Default: 1024, or the model set's own (bundled uso-mini: 128).").
+enum EffectiveDefault {
+    private static let reference = GenerationRequest(prompt: "")
+    private static let bundled = (try? ModelLocation.bundledDefault()).flatMap(ModelDefaults.load)
+
+    static func text<Value: Equatable>(_ field: KeyPath<GenerationRequest, Value>, _ modelField: KeyPath<ModelDefaults, Value?>) -> String {
+        let value = reference[keyPath: field]
+        guard let own = bundled?[keyPath: modelField], own != value else {
+            return "Default: \(value), or the model set's own."
+        }
+        return "Default: \(value), or the model set's own (bundled uso-mini: \(own))."
     }
 }
 

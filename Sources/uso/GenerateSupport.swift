@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import ImageIO
 import Pipeline
+import WeightFiles
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -18,18 +19,19 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .customLong("dtype"), help: "Compute precision: bf16 (as the reference) or f32. Default bf16.")
     var computeType: GenerationRequest.ComputeType?
 
-    @Flag(name: .customLong("offload"), help: "Release the DiT before each decode (lowest peak memory; reloads it for every image). Always so for a single image; the encoders are always released after their stage.")
+    @Flag(name: .customLong("offload"), inversion: .prefixedNo,
+          help: "Release the DiT before each decode (lowest peak memory; reloads it for every image). Always so for a single image; the encoders are always released after their stage.")
     var offload = false
 
-    @Flag(name: [.customLong("only-lora"), .customLong("only_lora")], inversion: .prefixedNo,
+    @Flag(name: .customLong("only-lora"), inversion: .prefixedNo,
           help: "Apply the USO LoRA and projector (the reference's default).")
-    var onlyLoRA = true
+    var onlyLoRA: Bool?
 
-    @Flag(name: [.customLong("use-siglip"), .customLong("use_siglip")], inversion: .prefixedNo,
+    @Flag(name: .customLong("use-siglip"), inversion: .prefixedNo,
           help: "Use the style images (the reference's default).")
-    var useSiglip = true
+    var useSiglip: Bool?
 
-    @Option(name: [.customLong("lora-rank"), .customLong("lora_rank")], help: "Expected LoRA rank (checked against the file). Default 128.")
+    @Option(name: [.customLong("lora-rank"), .customLong("lora_rank")], help: "Expected LoRA rank (checked against the file). Default: the file's.")
     var loraRank: Int?
 
     @Option(name: [.customLong("ckpt-path"), .customLong("ckpt_path")], help: "Accepted for compatibility; unused, as in the reference.")
@@ -38,8 +40,8 @@ struct ModelOptions: ParsableArguments {
     func apply(to request: inout GenerationRequest) {
         if let modelType { request.modelType = modelType }
         if let computeType { request.computeType = computeType }
-        request.onlyLoRA = onlyLoRA
-        request.useSiglip = useSiglip
+        if let onlyLoRA { request.onlyLoRA = onlyLoRA }
+        if let useSiglip { request.useSiglip = useSiglip }
     }
 
     var resolvedDescription: String { modelDirectory ?? "the bundled default model" }
@@ -50,11 +52,25 @@ struct ModelOptions: ParsableArguments {
     }
 
     /// The pipeline; `imageCount` 1 (nothing to reuse the DiT for) releases it before decoding as --offload does.
-    func makeGenerator(imageCount: Int? = nil) throws -> ImageGenerator {
+    func makeGenerator(imageCount: Int? = nil) throws -> USOPipeline {
         let location = try ModelLocation.resolve(modelDirectory: modelDirectory, modelType: modelType ?? .fluxDev)
         let pipeline = try USOPipeline(location: location, expectedLoRARank: loraRank)
         pipeline.releasesTransformerBeforeDecoding = offload || imageCount == 1
         return pipeline
+    }
+
+    /// The `lora_rank` of the config file: the rank of the LoRA used (the pipeline refuses a
+    /// --lora-rank that differs from it), else the one given or the reference's default.
+    func recordedLoRARank(_ pipeline: USOPipeline, onlyLoRA: Bool) -> Int {
+        let used = onlyLoRA ? Self.rank(ofLoRAAt: pipeline.location.lora) : nil
+        return used ?? loraRank ?? RunRecord(request: GenerationRequest(prompt: ""), savePath: "").loraRank
+    }
+
+    /// Rows of a `down.weight`, as the DiT's loader reads the rank; nil when the file cannot be read.
+    private static func rank(ofLoRAAt url: URL) -> Int? {
+        guard let weights = try? openWeights(path: url.path),
+              let key = weights.keys.sorted().first(where: { $0.hasSuffix(".down.weight") }) else { return nil }
+        return weights.info(key)?.shape.first
     }
 }
 
@@ -67,7 +83,7 @@ struct OutputOptions: ParsableArguments {
             help: "Images per prompt (seed, seed+1, …).")
     var imagesPerPrompt = 1
 
-    @Flag(name: [.customLong("concat-refs"), .customLong("concat_refs")], help: "Also save [result | references] side by side.")
+    @Flag(name: .customLong("concat-refs"), inversion: .prefixedNo, help: "Also save [result | references] side by side.")
     var concatRefs = false
 
     /// The folder results go to: --save-path, else outputs/YYYY-MM-DD/.
@@ -75,29 +91,21 @@ struct OutputOptions: ParsableArguments {
         savePath.map { OutputWriter(directory: URL(fileURLWithPath: $0)) } ?? OutputWriter.dated()
     }
 
-    /// Writes one result; returns the PNG's location.
-    func save(_ result: GenerationResult, entry: BatchEntry, index: Int, imageIndex: Int, baseRequest: GenerationRequest,
-              guidanceGiven: Bool, inputs: InputOptions, model: ModelOptions) throws -> URL {
+    /// Writes one result as `{save_dir}_{j}` (the entry's name, in either folder), as `{i}_{j}` with
+    /// --save-path as the reference does, else as the dated folder's next number; returns the PNG's location.
+    func save(_ result: GenerationResult, record: RunRecord, entry: BatchEntry, index: Int, imageIndex: Int) throws -> URL {
         let writer = writer()
-        var record = RunRecord(request: baseRequest, savePath: savePath ?? writer.directory.path)
-        record.evalJSONPath = inputs.evalJSONPath
-        record.imagesPerPrompt = imagesPerPrompt
-        record.concatRefs = concatRefs
-        record.guidanceGiven = guidanceGiven
-        record.offload = model.offload
-        record.checkpointPath = model.checkpointPath
-        if let rank = model.loraRank { record.loraRank = rank }
         let stem: String
-        if savePath != nil {
-            stem = "\(entry.saveName ?? String(index))_\(imageIndex)"
+        if let name = entry.saveName {
+            stem = "\(name)_\(imageIndex)"
+        } else if savePath != nil {
+            stem = "\(index)_\(imageIndex)"
         } else {
             stem = try writer.nextStem(seed: result.request.seed)
         }
-        var saved = result
-        saved.request = result.request
-        let url = try writer.write(saved, record: record, stem: stem)
+        let url = try writer.write(result, record: record, stem: stem)
         if concatRefs {
-            let references = baseRequest.imagePaths.filter { !$0.isEmpty }
+            let references = entry.request.imagePaths.filter { !$0.isEmpty }
             let strip = try sideBySide(result.image, references: references)
             try ImageFile.write(strip, to: writer.directory.appendingPathComponent(stem + "_concat.png"), as: .png())
         }
@@ -144,16 +152,22 @@ enum BatchFile {
             throw CommandFailure(message: "\(path) must hold a JSON list of {\"prompt\", \"image_paths\"} objects")
         }
         let base = url.deletingLastPathComponent()
-        return list.enumerated().map { index, value in
+        return try list.enumerated().map { index, value in
             let object = value as? [String: Any] ?? [:]
             let prompt = object["prompt"] as? String ?? ""
             let paths = (object["image_paths"] as? [String] ?? []).map { $0.isEmpty || $0.hasPrefix("/") ? $0 : base.appendingPathComponent($0).path }
-            return Item(prompt: prompt, imagePaths: paths, saveName: object["save_dir"] as? String, label: "entry \(index)")
+            let saveName = object["save_dir"] as? String
+            do {
+                try saveName.map(OutputWriter.checkRelativeName)
+            } catch {
+                throw CommandFailure(message: "entry \(index): save_dir \(error)")
+            }
+            return Item(prompt: prompt, imagePaths: paths, saveName: saveName, label: "entry \(index)")
         }
     }
 }
 
-/// Requests stored in (and read back from) our PNGs' text chunks.
+/// `--from`: the request `uso generate` stored in a PNG's text chunks.
 enum RequestMetadata {
     static func request(fromImage path: String) throws -> GenerationRequest {
         let entries: [PNGTextEntry]
@@ -162,22 +176,56 @@ enum RequestMetadata {
         } catch {
             throw CommandFailure(message: "--from \(path): \(error)")
         }
-        let fields = Dictionary(entries.map { ($0.key, $0.text) }, uniquingKeysWith: { first, _ in first })
-        guard let prompt = fields["uso:prompt"] else {
+        let text = Dictionary(entries.map { ($0.key, $0.text) }, uniquingKeysWith: { first, _ in first })
+        guard let request = RunRecord.request(fromPNGText: text) else {
             throw CommandFailure(message: "--from \(path): this PNG holds no uso settings (was it made by uso generate?)")
         }
-        var request = GenerationRequest(prompt: prompt, contentImage: fields["uso:content"].flatMap { $0.isEmpty ? nil : $0 },
-                                        styleImages: fields["uso:styles"].map { $0.split(separator: "\n").map(String.init) } ?? [])
-        if let v = fields["uso:seed"].flatMap(UInt64.init) { request.seed = v }
-        if let v = fields["uso:width"].flatMap(Int.init) { request.width = v }
-        if let v = fields["uso:height"].flatMap(Int.init) { request.height = v }
-        if let v = fields["uso:steps"].flatMap(Int.init) { request.steps = v }
-        if let v = fields["uso:guidance"].flatMap(Double.init) { request.guidance = v }
-        if let v = fields["uso:model_type"].flatMap(GenerationRequest.ModelType.init) { request.modelType = v }
-        if let v = fields["uso:pe"].flatMap(GenerationRequest.PositionOffset.init) { request.positionOffset = v }
-        if let v = fields["uso:content_ref"].flatMap(Int.init) { request.contentReferenceSize = v }
-        if let v = fields["uso:dtype"].flatMap(GenerationRequest.ComputeType.init) { request.computeType = v }
         return request
+    }
+}
+
+/// HfArgumentParser's boolean forms (`--offload`, `--offload false`, `--offload=yes`, `--no_only_lora`,
+/// underscores for dashes), rewritten into the `--flag` / `--no-flag` the parser declares.
+enum ReferenceBooleans {
+    /// The booleans of `inference.py`, each declared with `inversion: .prefixedNo`.
+    static let names: Set<String> = ["offload", "only-lora", "use-siglip", "concat-refs", "instruct-edit", "hf-download"]
+
+    static func normalized(_ arguments: [String]) -> [String] {
+        var result: [String] = []
+        var index = 0
+        while index < arguments.count {
+            let argument = arguments[index]
+            index += 1
+            if argument == "--" { return result + arguments[(index - 1)...] }
+            guard argument.hasPrefix("--") else { result.append(argument); continue }
+            let parts = argument.dropFirst(2).split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            var name = parts[0].replacingOccurrences(of: "_", with: "-"), negated = false
+            if name.hasPrefix("no-") && names.contains(String(name.dropFirst(3))) {
+                name = String(name.dropFirst(3))
+                negated = true
+            }
+            guard names.contains(name) else { result.append(argument); continue }
+            var value = true
+            if parts.count == 2 {
+                // An unknown word is left for the parser to refuse.
+                guard let given = Self.value(String(parts[1])) else { result.append(argument); continue }
+                value = given
+            } else if index < arguments.count, let given = Self.value(arguments[index]) {
+                value = given
+                index += 1
+            }
+            result.append(value != negated ? "--\(name)" : "--no-\(name)")
+        }
+        return result
+    }
+
+    /// `transformers.hf_argparser.string_to_bool`.
+    private static func value(_ text: String) -> Bool? {
+        switch text.lowercased() {
+        case "yes", "true", "t", "y", "1": true
+        case "no", "false", "f", "n", "0": false
+        default: nil
+        }
     }
 }
 

@@ -32,6 +32,50 @@ final class RunRecordTests: XCTestCase {
         XCTAssertEqual(odd.latentAlignedSize.height, 1024)
     }
 
+    /// torch takes -1 as 2^64 - 1; the config records such a seed as the reference would the -1 given.
+    func testSeedBeyondIntMaxIsRecordedAsTorchsNegativeSeed() {
+        var request = GenerationRequest(prompt: "p")
+        request.seed = UInt64.max
+        let config = RunRecord(request: request, savePath: "out").referenceConfigJSON
+        XCTAssertTrue(config.contains("\n    \"seed\": -1,\n"), config)
+    }
+
+    /// Every setting written into the PNG comes back from it, so `--from` re-runs the same request.
+    func testPNGMetadataRoundTripKeepsEveryField() throws {
+        var request = GenerationRequest(prompt: "a \"quoted\"\nprompt", contentImage: "/in/content.png",
+                                        styleImages: ["/in/s1.png", "/in/s2.webp", "/in/s3.jpg"])
+        request.width = 200
+        request.height = 136
+        request.steps = 7
+        request.guidance = 3.3
+        request.seed = UInt64.max
+        request.modelType = .fluxDevFP8
+        request.positionOffset = .h
+        request.contentReferenceSize = 256
+        request.sizeBase = 128
+        request.useSiglip = false
+        request.onlyLoRA = false
+        request.instructEdit = true
+        request.computeType = .f32
+        request.samplePosterior = true
+        // Each field differs from its default, so a field the metadata drops cannot pass unnoticed.
+        let defaults = Mirror(reflecting: GenerationRequest(prompt: "")).children.map { String(describing: $0.value) }
+        let fields = Mirror(reflecting: request).children.map { ($0.label ?? "?", String(describing: $0.value)) }
+        for ((label, value), defaultValue) in zip(fields, defaults) {
+            XCTAssertNotEqual(value, defaultValue, "set \(label) to a non-default value in this test")
+        }
+
+        let chunks = RunRecord(request: request, savePath: "out").pngMetadata(seedUsed: request.seed, sizeGenerated: (192, 128),
+                                                                              software: "uso")
+        let text = Dictionary(chunks.map { ($0.key, $0.value) }, uniquingKeysWith: { first, _ in first })
+        let read = try XCTUnwrap(RunRecord.request(fromPNGText: text))
+        for ((label, written), (_, readBack)) in zip(fields, Mirror(reflecting: read).children.map { ($0.label ?? "?", String(describing: $0.value)) }) {
+            XCTAssertEqual(readBack, written, label)
+        }
+        XCTAssertEqual(read, request)
+        XCTAssertNil(RunRecord.request(fromPNGText: ["parameters": "made elsewhere"]))
+    }
+
     func testPythonFloatRepr() {
         XCTAssertEqual(PythonJSON.float(4).serialized(), "4.0")
         XCTAssertEqual(PythonJSON.float(1e-5).serialized(), "1e-05")
