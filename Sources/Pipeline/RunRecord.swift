@@ -101,6 +101,8 @@ public struct RunRecord: Sendable {
             StoredSetting("uso:only_lora", \.onlyLoRA),
             StoredSetting("uso:use_siglip", \.useSiglip),
             StoredSetting("uso:sample_posterior", \.samplePosterior),
+            StoredSetting("uso:dit_weights", \.ditWeights),
+            StoredSetting("uso:step_cache", \.stepCache),
         ]
     }
 }

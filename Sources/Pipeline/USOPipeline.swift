@@ -44,35 +44,32 @@ public final class USOPipeline: ImageGenerator, @unchecked Sendable {
             progress(GenerationProgress(stage: stage, step: step, totalSteps: total,
                                         elapsedSeconds: Date().timeIntervalSince(started), etaSeconds: eta))
         }
-        try validate(request)
+        try validate(request, contentImageSize: nil)
         let activation: DType = request.computeType == .f32 ? .f32 : .bf16
         var timings = StageTimings()
 
         // Content reference: Lanczos to the long side, crop to /16, VAE encode (spec §2.1).
-        var reference: (tokens: Tensor, latentHeight: Int, latentWidth: Int, pixelSize: (Int, Int))?
+        var reference: (tokens: Tensor, latentHeight: Int, latentWidth: Int)?
+        var contentImageSize: (width: Int, height: Int)?
         if let path = request.contentImage {
             report(.encodingContent, 0, 0, nil)
             timings.start(.encodingContent)
             let image = try readImage(path)
+            contentImageSize = (image.width, image.height)
+            try validate(request, contentImageSize: contentImageSize)
             let prepared = try Preprocessing.contentReference(image, longSide: request.contentReferenceSize)
             let autoencoder = try Autoencoder(contentsOf: location.autoencoder.path, dtype: .f32, parts: .encoder)
             let pixels = Tensor(Preprocessing.signedUnitValues(prepared), shape: [3, prepared.height, prepared.width])
             var noise = TorchGenerator(seed: request.seed)
             let sampling: LatentSampling = request.samplePosterior ? .sample({ noise.normal(count: $0) }) : .mean
             let latent = try autoencoder.encode(pixels, sampling: sampling).converted(to: activation)
-            reference = (try packLatents(latent), latent.shape[1], latent.shape[2], (prepared.width, prepared.height))
+            reference = (try packLatents(latent), latent.shape[1], latent.shape[2])
         }
         try checkCancelled(cancellation)
 
-        // Output size: as given, or from the content reference with --instruct-edit; floored to /16.
-        var width = request.width, height = request.height
-        if request.instructEdit, let reference {
-            let scale = 1024.0 / Double(request.contentReferenceSize)
-            width = Int(Double(reference.pixelSize.0) * scale)
-            height = Int(Double(reference.pixelSize.1) * scale)
-        }
-        width = width / 16 * 16
-        height = height / 16 * 16
+        // Output size: as given, or from the content image with --instruct-edit; floored to /16.
+        let size = request.outputSize(contentImageSize: contentImageSize)
+        let (width, height) = (size.width / 16 * 16, size.height / 16 * 16)
 
         // Style tokens: SigLIP hidden states → projector, [192·S, hidden] (spec §4.2).
         var styleTokens: Tensor?
@@ -171,12 +168,10 @@ public final class USOPipeline: ImageGenerator, @unchecked Sendable {
                                 timings: timings)
     }
 
-    private func validate(_ request: GenerationRequest) throws {
-        guard request.steps >= 1 else { throw GenerationError.invalidRequest("the number of steps must be at least 1") }
-        guard request.width >= 16, request.height >= 16 else { throw GenerationError.invalidRequest("width and height must be at least 16 pixels") }
-        guard request.styleImages.count <= 2 else { throw GenerationError.invalidRequest("at most two style images") }
-        if request.instructEdit && request.contentImage == nil {
-            throw GenerationError.invalidRequest("--instruct-edit needs a content image")
+    /// The request model's checks, as this pipeline's error (the front ends have run them already).
+    private func validate(_ request: GenerationRequest, contentImageSize: (width: Int, height: Int)?) throws {
+        do { try request.validate(contentImageSize: contentImageSize) } catch {
+            throw GenerationError.invalidRequest("\(error)")
         }
     }
 

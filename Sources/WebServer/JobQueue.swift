@@ -80,6 +80,7 @@ final class JobQueue: @unchecked Sendable {
         request.guidance = p.guidance
         request.seed = p.seed
         request.contentReferenceSize = p.contentReferenceSize
+        request.stepCache = p.stepCache
         let job = Job(id: id, parameters: p, request: request)
 
         lock.lock()

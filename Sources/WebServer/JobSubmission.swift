@@ -25,6 +25,8 @@ public struct JobParameters: Sendable, Codable, Equatable {
     public var steps: Int
     public var guidance: Double
     public var contentReferenceSize: Int
+    /// Step caching: off (every block, as the reference), balanced or fast.
+    public var stepCache: StepCachePreset
 }
 
 /// A reference image that passed the checks: its header said an image of allowed size, and it
@@ -39,7 +41,7 @@ struct ValidatedImage {
 /// A job as it arrives: parameters plus its validated reference images, not yet stored anywhere.
 struct JobSubmission {
     static let fieldNames = ["prompt", "seed", "width", "height", "keepInputSize", "steps", "guidance",
-                             "contentReferenceSize", "contentImage", "styleImages"]
+                             "contentReferenceSize", "stepCache", "contentImage", "styleImages"]
     /// The reference app draws random seeds from [0, 1e8).
     static let randomSeedRange: ClosedRange<UInt64> = 0...99_999_999
     /// Seeds travel as JSON numbers: integers beyond 2^53 would be rounded.
@@ -84,10 +86,19 @@ struct JobSubmission {
             width: width, height: height, keepInputSize: keepInputSize,
             steps: Int(try form.integer("steps", in: 1...Int64(caps.maxSteps), default: Int64(caps.defaultSteps))),
             guidance: try form.number("guidance", in: caps.minGuidance...caps.maxGuidance, default: caps.defaultGuidance),
-            contentReferenceSize: Int(contentReferenceSize))
+            contentReferenceSize: Int(contentReferenceSize),
+            stepCache: try Self.stepCache(form.string("stepCache")))
         contentImage = content
         styleImages = styles
         try Self.validate(parameters, content: content)
+    }
+
+    private static func stepCache(_ text: String?) throws -> StepCachePreset {
+        guard let text else { return .off }
+        guard let preset = StepCachePreset(rawValue: text) else {
+            throw APIError.badRequest("'stepCache' must be one of \(StepCachePreset.allCases.map(\.rawValue).joined(separator: ", ")), got '\(text)'")
+        }
+        return preset
     }
 
     /// The request model's checks, which the CLI makes too (the capabilities may allow more than

@@ -4,6 +4,7 @@ import Foundation
 import FluxDiT
 import ModelLayout
 import Pipeline
+import WeightFiles
 
 struct Convert: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -17,13 +18,10 @@ struct Convert: ParsableCommand {
 
     @OptionGroup var model: ModelOptions
 
-    @Option(name: .customLong("dit-weights"), help: "int8 (default) or, with --model-type flux-dev-fp8, the reference's fp8.")
-    var ditWeights: DiTWeights = .int8
-
     func run() throws {
         var request = GenerationRequest(prompt: "")
+        request.ditWeights = .int8   // unless --dit-weights or --model-type flux-dev-fp8 say otherwise
         model.apply(to: &request)
-        request.ditWeights = ditWeights
         let location = try ModelLocation.resolve(modelDirectory: model.modelDirectory, modelType: request.modelType)
         let (precision, _) = DiTWeights.precision(for: request, checkpointBytes: 0)
         guard precision == .int8 || precision == .fp8 else {
@@ -39,5 +37,3 @@ struct Convert: ParsableCommand {
                      Date().timeIntervalSince(start)))
     }
 }
-
-extension DiTWeights: ExpressibleByArgument {}

@@ -80,7 +80,7 @@ struct Generate: AsyncParsableCommand {
                     let result = try generator.generate(request, cancellation: cancellation) { terminal.progress($0) }
                     let url = try output.save(result, record: record(entry, generator: generator), entry: entry,
                                               index: index, imageIndex: j)
-                    terminal.finished("wrote \(url.path) (\(String(format: "%.1f", result.seconds)) s)")
+                    terminal.finished("wrote \(url.path) (\(String(format: "%.1f", result.seconds)) s: \(result.timings))")
                 } catch GenerationError.cancelled {
                     terminal.error("cancelled; nothing was written for the unfinished image")
                     throw ExitCode(130)
@@ -242,6 +242,9 @@ struct SamplingOptions: ParsableArguments {
     @Flag(name: .customLong("sample-posterior"),
           help: "Sample the content latent from the VAE posterior with the seed (the reference samples unseeded); default is its mean.")
     var samplePosterior = false
+    @Option(name: [.customLong("step-cache"), .customLong("step_cache")],
+            help: "Skip the DiT's later blocks where a step changes little: off (every block, as the reference), balanced or fast. Default off.")
+    var stepCache: StepCachePreset?
 
     func apply(to request: inout GenerationRequest) {
         if let width { request.width = width }
@@ -253,6 +256,7 @@ struct SamplingOptions: ParsableArguments {
         if let positionOffset { request.positionOffset = positionOffset }
         if let instructEdit { request.instructEdit = instructEdit }
         if samplePosterior { request.samplePosterior = true }
+        if let stepCache { request.stepCache = stepCache }
     }
 
     private static func seed(_ text: String) throws -> UInt64 {
@@ -281,3 +285,5 @@ enum EffectiveDefault {
 extension GenerationRequest.PositionOffset: ExpressibleByArgument {}
 extension GenerationRequest.ModelType: ExpressibleByArgument {}
 extension GenerationRequest.ComputeType: ExpressibleByArgument {}
+extension StepCachePreset: ExpressibleByArgument {}
+extension DiTWeights: ExpressibleByArgument {}

@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import ImageIO
 import Pipeline
+import FluxDiT
+import ModelLayout
 import WeightFiles
 #if canImport(Glibc)
 import Glibc
@@ -31,6 +33,10 @@ struct ModelOptions: ParsableArguments {
           help: "Use the style images (the reference's default).")
     var useSiglip: Bool?
 
+    @Option(name: [.customLong("dit-weights"), .customLong("dit_weights")],
+            help: "How the DiT holds its weights: bf16 (as stored, the reference), int8 (one byte a parameter, int8 products) or auto: bf16 when it fits in memory, else int8. Default auto.")
+    var ditWeights: DiTWeights?
+
     @Option(name: [.customLong("lora-rank"), .customLong("lora_rank")], help: "Expected LoRA rank (checked against the file). Default: the file's.")
     var loraRank: Int?
 
@@ -42,6 +48,7 @@ struct ModelOptions: ParsableArguments {
         if let computeType { request.computeType = computeType }
         if let onlyLoRA { request.onlyLoRA = onlyLoRA }
         if let useSiglip { request.useSiglip = useSiglip }
+        if let ditWeights { request.ditWeights = ditWeights }
     }
 
     var resolvedDescription: String { modelDirectory ?? "the bundled default model" }
@@ -56,6 +63,8 @@ struct ModelOptions: ParsableArguments {
         let location = try ModelLocation.resolve(modelDirectory: modelDirectory, modelType: modelType ?? .fluxDev)
         let pipeline = try USOPipeline(location: location, expectedLoRARank: loraRank)
         pipeline.releasesTransformerBeforeDecoding = offload || imageCount == 1
+        pipeline.convertedWeights = ConvertedWeightCache(directory: HubEnvironment.current().convertedWeightsDirectory)
+        pipeline.notice = { printError("note: \($0)") }
         return pipeline
     }
 

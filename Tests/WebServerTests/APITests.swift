@@ -44,7 +44,8 @@ final class APITests: XCTestCase {
             let submitted = try decode(JobSnapshot.self, from: response)
             XCTAssertEqual(response.headers[.location], "/api/jobs/\(submitted.id)")
             XCTAssertEqual(submitted.parameters, JobParameters(prompt: "A cat.", seed: 1234, randomSeed: false, width: 96, height: 64,
-                                                              keepInputSize: false, steps: 5, guidance: 3.5, contentReferenceSize: 64))
+                                                              keepInputSize: false, steps: 5, guidance: 3.5, contentReferenceSize: 64,
+                                                              stepCache: .off))
 
             let finished = try await client.waitForFinal(submitted.id)
             XCTAssertEqual(finished.status, .succeeded, finished.error ?? "")

@@ -52,4 +52,15 @@ final class SubmissionRulesTests: XCTestCase {
         XCTAssertTrue(Page.html.contains(#"for (const slot of styleSlots()) if (state.slots[slot]) form.append("styleImages""#))
         XCTAssertFalse(Page.html.contains(#"["style1", "style2"]"#))
     }
+
+    /// The step cache is a setting of the API and a control of the page, off unless asked for.
+    func testStepCacheIsChosenByNameAndOffByDefault() throws {
+        XCTAssertEqual(try submission(["prompt": .text("p")]).parameters.stepCache, .off)
+        XCTAssertEqual(try submission(["prompt": .text("p"), "stepCache": .text("fast")]).parameters.stepCache, .fast)
+        XCTAssertThrowsError(try submission(["prompt": .text("p"), "stepCache": .text("turbo")])) { error in
+            XCTAssertEqual((error as? APIError)?.status, .badRequest, "\(error)")
+            XCTAssertTrue((error as? APIError)?.message.contains("balanced") == true, "\(error)")
+        }
+        XCTAssertTrue(Page.html.contains(#"form.append("stepCache", $("step-cache").value)"#))
+    }
 }
