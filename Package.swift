@@ -3,8 +3,11 @@
 // The targets follow the data flow: tensor engine → weight files → models → pipeline → front ends.
 import PackageDescription
 
-let optimize: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
-let cOptimize: [CSetting] = [.unsafeFlags(["-O3", "-march=native", "-ffast-math", "-fno-finite-math-only"])]
+// -O keeps bounds and overflow checks: release code parses untrusted files and requests.
+let optimize: [SwiftSetting] = [.unsafeFlags(["-O", "-wmo"], .when(configuration: .release))]
+// No -march: the binary runs on any processor of its architecture; the kernels pick AVX2, AVX-512
+// or AMX builds at run time (CKernels/dispatch.h).
+let cOptimize: [CSetting] = [.unsafeFlags(["-O3", "-ffast-math", "-fno-finite-math-only"])]
 
 let package = Package(
     name: "uso",

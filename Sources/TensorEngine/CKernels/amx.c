@@ -5,6 +5,11 @@
 #include <string.h>
 #include <unistd.h>
 
+static int amx_switched_off;
+void uso_set_amx(int enabled) { amx_switched_off = !enabled; }
+int uso_amx_available(void) { return !amx_switched_off && uso_kernel_level() == USO_LEVEL_AMX; }
+
+#if defined(__x86_64__)
 static int amx_ready;
 static pthread_once_t amx_once = PTHREAD_ONCE_INIT;
 
@@ -12,16 +17,15 @@ static void probe_amx(void) {
     unsigned eax, ebx, ecx, edx;
     __asm__("cpuid" : "=a"(eax), "=b"(ebx), "=c"(ecx), "=d"(edx) : "a"(7), "c"(0));
     int tile = (edx >> 24) & 1, bf16 = (edx >> 22) & 1;
+    __asm__("cpuid" : "=a"(eax), "=b"(ebx), "=c"(ecx), "=d"(edx) : "a"(7), "c"(1));
+    int avx512_bf16 = (eax >> 5) & 1;
     // Linux hands out the 8 KB tile state only on request (ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA).
-    amx_ready = tile && bf16 && syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+    amx_ready = tile && bf16 && avx512_bf16 && syscall(SYS_arch_prctl, 0x1023, 18) == 0;
 }
 
-static int amx_switched_off;
-void uso_set_amx(int enabled) { amx_switched_off = !enabled; }
-
-int uso_amx_available(void) {
+int uso_amx_supported(void) {
     pthread_once(&amx_once, probe_amx);
-    return amx_ready && !amx_switched_off;
+    return amx_ready;
 }
 
 // One whole tile: tile row p is column p of the 16×16 matrix of 32-bit value pairs that starts at x
@@ -85,3 +89,6 @@ void uso_amx_pack_block(const uint16_t *a, int64_t lda, int64_t count, int64_t k
         }
     }
 }
+#else
+int uso_amx_supported(void) { return 0; }
+#endif

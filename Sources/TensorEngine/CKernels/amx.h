@@ -1,7 +1,18 @@
 // AMX (tile) building blocks for the BF16 kernels (Sapphire Rapids and later). Functions carry their own target attribute, so the file compiles on any x86-64; callers
-// check uso_amx_available() before using them.
+// check uso_amx_available() before using them. Other architectures get only the availability
+// functions (AMX is never available there).
 #pragma once
 #include "ckernels.h"
+
+// Whether AMX-BF16 can run here: processor support (with AVX-512 BF16, used beside the tiles), the
+// OS granted the tile state, the kernel level allows it (uso_set_kernel_level), and it is not
+// switched off (uso_set_amx(0), through uso_select_bf16_kernels).
+int uso_amx_available(void);
+void uso_set_amx(int enabled);
+// Processor and OS support alone.
+int uso_amx_supported(void);
+
+#if defined(__x86_64__)
 #include <immintrin.h>
 
 #define USO_AMX_TARGET __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl,avx512bf16")))
@@ -9,11 +20,6 @@
 // A bf16 tile is 16 rows × 32 values: one tile product reduces over USO_AMX_STEP values, and a
 // packed B tile (16 value pairs × 16 columns) is USO_AMX_TILE elements.
 enum { USO_AMX_STEP = 32, USO_AMX_TILE = 512 };
-
-// Whether AMX-BF16 can run here: processor support, the OS granted the tile state, and it is not
-// switched off (uso_set_amx(0), through uso_select_bf16_kernels).
-int uso_amx_available(void);
-void uso_set_amx(int enabled);
 
 static inline int64_t uso_round_up(int64_t x, int64_t to) { return (x + to - 1) / to * to; }
 
@@ -101,3 +107,4 @@ int uso_attention_items_amx(const uint16_t *q, const uint16_t *k, const uint16_t
 // with row strides lda and ldw. Runs on `threads` threads (the caller's included).
 int uso_gemm_amx(int64_t m, int64_t n, int64_t k, const uint16_t *a, int64_t lda, const uint16_t *w, int64_t ldw,
                  void *c, int c_dtype, int64_t ldc, const float *bias, int threads);
+#endif

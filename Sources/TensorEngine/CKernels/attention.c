@@ -6,6 +6,7 @@
 // oneDNN has no bf16 matmul (same numerics); F32 on OpenBLAS sgemm. Where the
 // processor has AMX, BF16 runs instead on tiles inline (attention_amx.c), same numerics.
 #include "amx.h"
+#include "dispatch.h"
 #include "rows.h"
 #include "fastmath.h"
 #include <cblas.h>
@@ -80,13 +81,40 @@ static int accumulate_values(products *p, int64_t h, int64_t j0, int64_t bq, int
     return 0;
 }
 
+// One row of the online softmax over a key block, as softmax_step in attention_amx.c: scale (unless
+// 1) and bias the `valid` scores, update the running maximum and sum, rescale the output row, and
+// leave the probabilities in s (zero past `valid` up to bk).
+static void softmax_row(float *s, const float *bias, int64_t valid, int64_t bk, float scale, float *row_max,
+                        float *row_sum, float *out, int64_t dv);
+USO_DISPATCHED(softmax_row, (float *s, const float *bias, int64_t valid, int64_t bk, float scale, float *row_max,
+                             float *row_sum, float *out, int64_t dv),
+               (s, bias, valid, bk, scale, row_max, row_sum, out, dv)) {
+    if (scale != 1.0f) for (int64_t j = 0; j < valid; j++) s[j] *= scale;
+    if (bias) for (int64_t j = 0; j < valid; j++) s[j] += bias[j];
+    float m = *row_max;
+    for (int64_t j = 0; j < valid; j++) m = fmaxf(m, s[j]);
+    if (m == -INFINITY) {   // nothing visible yet in this row
+        for (int64_t j = 0; j < bk; j++) s[j] = 0;
+        return;
+    }
+    float correction = uso_expf(*row_max - m), sum = 0;
+    for (int64_t j = 0; j < valid; j++) { s[j] = uso_expf(s[j] - m); sum += s[j]; }
+    for (int64_t j = valid; j < bk; j++) s[j] = 0;
+    *row_sum = *row_sum * correction + sum;
+    *row_max = m;
+    if (correction != 1.0f)
+        for (int64_t c = 0; c < dv; c++) out[c] *= correction;
+}
+
 int uso_attention_items(const void *q, const void *k, const void *v, int in_dtype,
                         const void *bias, int bias_dtype, void *out, int out_dtype,
                         int64_t lq, int64_t lk, int64_t heads, int64_t d, int64_t dv,
                         float scale, int causal, int64_t item_start, int64_t item_end) {
+#if defined(__x86_64__)
     if (in_dtype == USO_BF16 && uso_amx_available())
         return uso_attention_items_amx(q, k, v, bias, bias_dtype, out, out_dtype, lq, lk, heads, d, dv, scale, causal,
                                        item_start, item_end);
+#endif
     int64_t blocks = (lq + QB - 1) / QB;
     size_t floats = (size_t)(QB * d + KB * d + KB * dv + QB * KB + 2 * QB * dv + 2 * QB + KB + QB * KB / 2);
     float *buffer = malloc(sizeof(float) * floats);
@@ -115,32 +143,14 @@ int uso_attention_items(const void *q, const void *k, const void *v, int in_dtyp
             int64_t bk = key_end - j0 < KB ? key_end - j0 : KB;
             status = score_block(&p, h, i0, bq, j0, bk, scale, scores);
             for (int64_t r = 0; r < bq; r++) {
-                float *s = scores + r * KB;
                 int64_t valid = bk;
                 if (causal) {   // query i sees keys j <= i
                     int64_t limit = i0 + r + 1 - j0;
                     valid = limit < 0 ? 0 : (limit < bk ? limit : bk);
                 }
-                if (post_scale != 1.0f) for (int64_t j = 0; j < valid; j++) s[j] *= post_scale;
-                if (bias) {
-                    const float *b = uso_load(bias, bias_dtype, (size_t)((h * lq + i0 + r) * lk + j0), (size_t)valid, bias_row);
-                    for (int64_t j = 0; j < valid; j++) s[j] += b[j];
-                }
-                float m = row_max[r];
-                for (int64_t j = 0; j < valid; j++) m = fmaxf(m, s[j]);
-                if (m == -INFINITY) {   // nothing visible yet in this row
-                    for (int64_t j = 0; j < bk; j++) s[j] = 0;
-                    continue;
-                }
-                float correction = uso_expf(row_max[r] - m), sum = 0;
-                for (int64_t j = 0; j < valid; j++) { s[j] = uso_expf(s[j] - m); sum += s[j]; }
-                for (int64_t j = valid; j < bk; j++) s[j] = 0;
-                row_sum[r] = row_sum[r] * correction + sum;
-                row_max[r] = m;
-                if (correction != 1.0f) {
-                    float *o = acc + r * dv;
-                    for (int64_t c = 0; c < dv; c++) o[c] *= correction;
-                }
+                const float *b = bias ? uso_load(bias, bias_dtype, (size_t)((h * lq + i0 + r) * lk + j0), (size_t)valid,
+                                                 bias_row) : NULL;
+                softmax_row(scores + r * KB, b, valid, bk, post_scale, row_max + r, row_sum + r, acc + r * dv, dv);
             }
             if (status == 0) status = accumulate_values(&p, h, j0, bq, bk, scores, acc);
         }

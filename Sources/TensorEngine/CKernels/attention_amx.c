@@ -7,6 +7,7 @@
 // of items moves to the next head) into the tile layouts below; query blocks are copied into a
 // zero-padded buffer, so any D, Dv and sequence length work (padding is zeros, masked out of
 // the softmax).
+#if defined(__x86_64__)
 #include "amx.h"
 #include "fastmath.h"
 #include "rows.h"
@@ -172,3 +173,4 @@ USO_AMX_TARGET int uso_attention_items_amx(const uint16_t *q, const uint16_t *k,
     free(packed_keys);
     return 0;
 }
+#endif

@@ -1,5 +1,5 @@
 // Storage conversions, bit-exact with PyTorch's CPU casts (c10's float8/BFloat16/Half rules).
-#include "ckernels.h"
+#include "dispatch.h"
 #include <math.h>
 #include <string.h>
 
@@ -15,12 +15,12 @@ size_t uso_dtype_size(int dtype) {
     }
 }
 
-void uso_bf16_to_f32(const uint16_t *src, float *dst, size_t n) {
+USO_DISPATCHED(uso_bf16_to_f32, (const uint16_t *src, float *dst, size_t n), (src, dst, n)) {
     uint32_t *out = (uint32_t *)dst;
     for (size_t i = 0; i < n; i++) out[i] = (uint32_t)src[i] << 16;
 }
 
-void uso_f32_to_bf16(const float *src, uint16_t *dst, size_t n) {
+USO_DISPATCHED(uso_f32_to_bf16, (const float *src, uint16_t *dst, size_t n), (src, dst, n)) {
     const uint32_t *in = (const uint32_t *)src;
     for (size_t i = 0; i < n; i++) {
         uint32_t u = in[i];
@@ -30,14 +30,16 @@ void uso_f32_to_bf16(const float *src, uint16_t *dst, size_t n) {
     }
 }
 
-void uso_f16_to_f32(const uint16_t *src, float *dst, size_t n) {
+// F16C's vcvtph2ps/vcvtps2ph in the AVX2 and AVX-512 builds; in the baseline build the compiler's
+// runtime (libgcc's __extendhfsf2/__truncsfhf2), with the same IEEE rounding.
+USO_DISPATCHED(uso_f16_to_f32, (const uint16_t *src, float *dst, size_t n), (src, dst, n)) {
     const _Float16 *h = (const _Float16 *)src;
     for (size_t i = 0; i < n; i++) dst[i] = (float)h[i];
 }
 
-void uso_f32_to_f16(const float *src, uint16_t *dst, size_t n) {
+USO_DISPATCHED(uso_f32_to_f16, (const float *src, uint16_t *dst, size_t n), (src, dst, n)) {
     _Float16 *h = (_Float16 *)dst;
-    for (size_t i = 0; i < n; i++) h[i] = (_Float16)src[i];   // vcvtps2ph: round to nearest even
+    for (size_t i = 0; i < n; i++) h[i] = (_Float16)src[i];   // round to nearest even
 }
 
 // MARK: float8 — decoding by table, encoding by integer rounding of the f32 bits.

@@ -1,8 +1,9 @@
 // Elementwise ops: activations, scalar arithmetic, broadcasting binary arithmetic.
+#include "dispatch.h"
 #include "rows.h"
 #include "fastmath.h"
 
-static void apply_unary(int op, float s, const float *x, float *y, size_t n) {
+USO_INLINE void apply_unary(int op, float s, const float *x, float *y, size_t n) {
     switch (op) {
     case USO_SILU: for (size_t i = 0; i < n; i++) y[i] = x[i] / (1.0f + uso_expf(-x[i])); break;
     case USO_SIGMOID: for (size_t i = 0; i < n; i++) y[i] = 1.0f / (1.0f + uso_expf(-x[i])); break;
@@ -23,8 +24,8 @@ static void apply_unary(int op, float s, const float *x, float *y, size_t n) {
     }
 }
 
-void uso_unary(int op, float scalar, const void *x, int x_dtype, void *out, int out_dtype,
-               size_t start, size_t end) {
+USO_DISPATCHED(uso_unary, (int op, float scalar, const void *x, int x_dtype, void *out, int out_dtype,
+                           size_t start, size_t end), (op, scalar, x, x_dtype, out, out_dtype, start, end)) {
     float in_scratch[USO_ROW_CHUNK], out_scratch[USO_ROW_CHUNK];
     for (size_t i = start; i < end; i += USO_ROW_CHUNK) {
         size_t n = end - i < USO_ROW_CHUNK ? end - i : USO_ROW_CHUNK;
@@ -36,7 +37,7 @@ void uso_unary(int op, float scalar, const void *x, int x_dtype, void *out, int 
 }
 
 // y = a op b where a or b may be a single broadcast value (stride 0) along the run.
-static void apply_binary(int op, const float *a, size_t as, const float *b, size_t bs, float *y, size_t n) {
+USO_INLINE void apply_binary(int op, const float *a, size_t as, const float *b, size_t bs, float *y, size_t n) {
 #define RUN(expr) \
     if (as && bs) { for (size_t i = 0; i < n; i++) { float x = a[i], z = b[i]; y[i] = (expr); } } \
     else if (as) { float z = b[0]; for (size_t i = 0; i < n; i++) { float x = a[i]; y[i] = (expr); } } \
@@ -51,10 +52,11 @@ static void apply_binary(int op, const float *a, size_t as, const float *b, size
 #undef RUN
 }
 
-void uso_binary(int op, const void *a, int a_dtype, const int64_t *a_strides,
-                const void *b, int b_dtype, const int64_t *b_strides,
-                void *out, int out_dtype, const int64_t *shape, int rank,
-                size_t row_start, size_t row_end) {
+USO_DISPATCHED(uso_binary, (int op, const void *a, int a_dtype, const int64_t *a_strides,
+                            const void *b, int b_dtype, const int64_t *b_strides,
+                            void *out, int out_dtype, const int64_t *shape, int rank,
+                            size_t row_start, size_t row_end),
+               (op, a, a_dtype, a_strides, b, b_dtype, b_strides, out, out_dtype, shape, rank, row_start, row_end)) {
     float a_scratch[USO_ROW_CHUNK], b_scratch[USO_ROW_CHUNK], y_scratch[USO_ROW_CHUNK];
     size_t width = (size_t)shape[rank - 1];
     int64_t a_step = a_strides[rank - 1], b_step = b_strides[rank - 1];

@@ -347,9 +347,11 @@ int uso_gemm(int64_t m, int64_t n, int64_t k,
     if (k == 0) return 6;
     // Linear-layer products (B given as weight rows) on AMX tiles, when there are enough rows of A to
     // pay for packing B once per call.
+#if defined(__x86_64__)
     if (a_dtype == USO_BF16 && b_dtype == USO_BF16 && (c_dtype == USO_F32 || c_dtype == USO_BF16) && a_cs == 1 &&
         b_rs == 1 && m >= AMX_MIN_ROWS && uso_amx_available())
         return uso_gemm_amx(m, n, k, a, a_rs, b, b_cs, c, c_dtype, c_rs, bias, m * n * k < (1 << 22) ? 1 : key.threads);
+#endif
     if (!all_f32 && widens_bf16()) return widened_gemm(&key, a, b, c, bias);
     return onednn_matmul(&key, a, b, c, bias);
 }

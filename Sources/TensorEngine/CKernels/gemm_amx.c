@@ -10,6 +10,7 @@
 // stays in L2 while the packed blocks of A stream past it, each reused across the panel's 32-column
 // blocks. The 32×32 f32 result of a block goes through a small scratch buffer where bias and the
 // output type are applied.
+#if defined(__x86_64__)
 #include "amx.h"
 #include <pthread.h>
 #include <stdlib.h>
@@ -130,3 +131,4 @@ int uso_gemm_amx(int64_t m, int64_t n, int64_t k, const uint16_t *a, int64_t lda
     for (int t = 0; t < threads; t++) status |= workers[t].status;
     return status;
 }
+#endif

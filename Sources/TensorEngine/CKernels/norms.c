@@ -1,5 +1,6 @@
 // Row-wise reductions: softmax, LayerNorm, RMSNorm, GroupNorm; and rotary embedding.
 #include "rows.h"
+#include "dispatch.h"
 #include "fastmath.h"
 #include <math.h>
 #include <stdlib.h>
@@ -20,7 +21,8 @@ static void row_buffers_free(row_buffers *b) {
     if (b->heap) { free(b->in); free(b->out); }
 }
 
-void uso_softmax_rows(const void *x, int x_dtype, void *out, int out_dtype, size_t n, size_t start, size_t end) {
+USO_DISPATCHED(uso_softmax_rows, (const void *x, int x_dtype, void *out, int out_dtype, size_t n, size_t start, size_t end),
+               (x, x_dtype, out, out_dtype, n, start, end)) {
     row_buffers b;
     if (row_buffers_init(&b, n) != 0) { row_buffers_free(&b); return; }
     for (size_t row = start; row < end; row++) {
@@ -37,8 +39,9 @@ void uso_softmax_rows(const void *x, int x_dtype, void *out, int out_dtype, size
     row_buffers_free(&b);
 }
 
-void uso_layernorm_rows(const void *x, int x_dtype, void *out, int out_dtype, size_t n,
-                        const float *weight, const float *bias, float eps, size_t start, size_t end) {
+USO_DISPATCHED(uso_layernorm_rows, (const void *x, int x_dtype, void *out, int out_dtype, size_t n,
+                                    const float *weight, const float *bias, float eps, size_t start, size_t end),
+               (x, x_dtype, out, out_dtype, n, weight, bias, eps, start, end)) {
     row_buffers b;
     if (row_buffers_init(&b, n) != 0) { row_buffers_free(&b); return; }
     for (size_t row = start; row < end; row++) {
@@ -63,8 +66,9 @@ void uso_layernorm_rows(const void *x, int x_dtype, void *out, int out_dtype, si
 
 // FLUX's QK-norm and T5's LayerNorm both round x·rsqrt(mean(x²)+eps) to the activation type
 // before multiplying by the weight; for a non-F32 output we round at the same place.
-void uso_rmsnorm_rows(const void *x, int x_dtype, void *out, int out_dtype, size_t n,
-                      const float *weight, float eps, size_t start, size_t end) {
+USO_DISPATCHED(uso_rmsnorm_rows, (const void *x, int x_dtype, void *out, int out_dtype, size_t n,
+                                  const float *weight, float eps, size_t start, size_t end),
+               (x, x_dtype, out, out_dtype, n, weight, eps, start, end)) {
     row_buffers b;
     if (row_buffers_init(&b, n) != 0) { row_buffers_free(&b); return; }
     for (size_t row = start; row < end; row++) {
@@ -86,8 +90,9 @@ void uso_rmsnorm_rows(const void *x, int x_dtype, void *out, int out_dtype, size
     row_buffers_free(&b);
 }
 
-void uso_groupnorm(const void *x, int x_dtype, void *out, int out_dtype, size_t plane, size_t channels_per_group,
-                   const float *weight, const float *bias, float eps, size_t group_start, size_t group_end) {
+USO_DISPATCHED(uso_groupnorm, (const void *x, int x_dtype, void *out, int out_dtype, size_t plane, size_t channels_per_group,
+                               const float *weight, const float *bias, float eps, size_t group_start, size_t group_end),
+               (x, x_dtype, out, out_dtype, plane, channels_per_group, weight, bias, eps, group_start, group_end)) {
     float in_scratch[USO_ROW_CHUNK], out_scratch[USO_ROW_CHUNK];
     size_t group_size = plane * channels_per_group;
     for (size_t g = group_start; g < group_end; g++) {
@@ -122,8 +127,9 @@ void uso_groupnorm(const void *x, int x_dtype, void *out, int out_dtype, size_t 
     }
 }
 
-void uso_rope_rows(const void *x, int x_dtype, void *out, int out_dtype, size_t heads, size_t dim,
-                   const float *cos_table, const float *sin_table, size_t start, size_t end) {
+USO_DISPATCHED(uso_rope_rows, (const void *x, int x_dtype, void *out, int out_dtype, size_t heads, size_t dim,
+                               const float *cos_table, const float *sin_table, size_t start, size_t end),
+               (x, x_dtype, out, out_dtype, heads, dim, cos_table, sin_table, start, end)) {
     float in_scratch[USO_ROW_CHUNK], out_scratch[USO_ROW_CHUNK];
     size_t half = dim / 2;
     for (size_t row = start; row < end; row++) {

@@ -2,13 +2,13 @@
 // (token) on the fly, products in exact int32 (gemm.c), then one pass that restores the scales.
 // Per-row activation scales follow each token's own range, which matters in a DiT whose tokens'
 // magnitudes differ by orders (text, image and reference streams share the blocks).
-#include "ckernels.h"
+#include "dispatch.h"
 #include <math.h>
 
 // Rows are decoded to F32 through this much stack scratch at a time.
 enum { CHUNK = 1024 };
 
-static void row_range(const void *x, int dtype, int64_t n, float *low, float *high) {
+USO_INLINE void row_range(const void *x, int dtype, int64_t n, float *low, float *high) {
     float scratch[CHUNK], lo = 0, hi = 0;   // the range always holds 0, so zero is exact
     size_t size = uso_dtype_size(dtype);
     for (int64_t j = 0; j < n; j += CHUNK) {
@@ -23,8 +23,9 @@ static void row_range(const void *x, int dtype, int64_t n, float *low, float *hi
     *high = hi;
 }
 
-void uso_quantize_weight_rows(const void *w, int w_dtype, int64_t in_features, int8_t *q, float *scales,
-                              int32_t *sums, int64_t start, int64_t end) {
+USO_DISPATCHED(uso_quantize_weight_rows, (const void *w, int w_dtype, int64_t in_features, int8_t *q, float *scales,
+                                          int32_t *sums, int64_t start, int64_t end),
+               (w, w_dtype, in_features, q, scales, sums, start, end)) {
     float scratch[CHUNK];
     size_t size = uso_dtype_size(w_dtype);
     for (int64_t r = start; r < end; r++) {
@@ -49,8 +50,9 @@ void uso_quantize_weight_rows(const void *w, int w_dtype, int64_t in_features, i
     }
 }
 
-void uso_quantize_activation_rows(const void *x, int x_dtype, int64_t in_features, uint8_t *q, float *scales,
-                                  int32_t *zeros, int64_t start, int64_t end) {
+USO_DISPATCHED(uso_quantize_activation_rows, (const void *x, int x_dtype, int64_t in_features, uint8_t *q, float *scales,
+                                              int32_t *zeros, int64_t start, int64_t end),
+               (x, x_dtype, in_features, q, scales, zeros, start, end)) {
     float scratch[CHUNK];
     size_t size = uso_dtype_size(x_dtype);
     for (int64_t r = start; r < end; r++) {
@@ -73,9 +75,10 @@ void uso_quantize_activation_rows(const void *x, int x_dtype, int64_t in_feature
     }
 }
 
-void uso_dequantize_rows(const int32_t *acc, int64_t n, const float *x_scales, const int32_t *x_zeros,
-                         const float *w_scales, const int32_t *w_sums, const float *bias, void *y, int y_dtype,
-                         int64_t y_row_stride, int64_t start, int64_t end) {
+USO_DISPATCHED(uso_dequantize_rows, (const int32_t *acc, int64_t n, const float *x_scales, const int32_t *x_zeros,
+                                     const float *w_scales, const int32_t *w_sums, const float *bias, void *y, int y_dtype,
+                                     int64_t y_row_stride, int64_t start, int64_t end),
+               (acc, n, x_scales, x_zeros, w_scales, w_sums, bias, y, y_dtype, y_row_stride, start, end)) {
     float scratch[CHUNK];
     size_t size = uso_dtype_size(y_dtype);
     for (int64_t r = start; r < end; r++) {

@@ -1,9 +1,19 @@
-// Hot loops of the tensor engine in C, compiled -O3 -march=native so they vectorise (AVX-512 here)
-// even in debug builds of the Swift code. Kernels are single-threaded over a range of rows; the Swift
-// side splits work across cores.
+// Hot loops of the tensor engine in C, compiled -O3 even in debug builds of the Swift code, for the
+// architecture's baseline; the loops are also built for AVX2 and AVX-512 and chosen at run time
+// (dispatch.h). Kernels are single-threaded over a range of rows; the Swift side splits work across cores.
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
+
+// MARK: processor support
+// Kernel builds by level: portable C (SSE2 on x86-64, NEON on aarch64); AVX2 with FMA and F16C;
+// AVX-512 (F, BW, VL, DQ); AVX-512 and AMX tiles for BF16 products (with AVX-512 BF16).
+enum uso_kernel_level { USO_LEVEL_BASELINE, USO_LEVEL_AVX2, USO_LEVEL_AVX512, USO_LEVEL_AMX };
+// The level the kernels run at now: the highest the processor (and OS) supports unless capped.
+int uso_kernel_level(void);
+// Caps the level (-1: no cap) and returns the level in effect. For tests and benchmarks; not while
+// kernels run on other threads.
+int uso_set_kernel_level(int level);
 
 // Storage types, numbered as Swift's `DType.code`.
 // I8 is a storage type (quantized weights); U8 and I32 appear only inside the int8 products.
