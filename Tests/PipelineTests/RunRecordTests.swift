@@ -58,6 +58,8 @@ final class RunRecordTests: XCTestCase {
         request.instructEdit = true
         request.computeType = .f32
         request.samplePosterior = true
+        request.ditWeights = .int8
+        request.stepCache = .fast
         // Each field differs from its default, so a field the metadata drops cannot pass unnoticed.
         let defaults = Mirror(reflecting: GenerationRequest(prompt: "")).children.map { String(describing: $0.value) }
         let fields = Mirror(reflecting: request).children.map { ($0.label ?? "?", String(describing: $0.value)) }
