@@ -10,7 +10,7 @@ enum FluxBench {
     /// DIR is a model folder in the reference's layout, or a FLUX.1-dev folder holding
     /// flux1-dev.safetensors (and dit_lora.safetensors, or with ../USO/uso_flux_v1.0/ beside it).
     /// `--cache-dir` keeps fp8/int8 conversions there (the second run maps them); `--torch` times
-    /// PyTorch's bf16 double and single blocks at the same token counts in the same run.
+    /// PyTorch's double and single blocks (bf16, then f32) at the same token counts in the same run.
     static func run(_ arguments: BenchArguments) throws {
         let directory = try arguments.required("--weights")
         let size = try arguments.integer("--size", default: 512, allowed: [256, 512, 1024])
@@ -58,11 +58,14 @@ enum FluxBench {
         if arguments.flag("--torch") {
             let textTokens = scenario.textTokens + scenario.styleImages * scenario.styleTokensPerImage
             let imageTokens = result.sequenceLength - textTokens
-            let torch = try torchBlocks(text: textTokens, image: imageTokens)
-            let torchStep = Double(c.doubleBlockCount) * torch.double + Double(c.singleBlockCount) * torch.single
-            print(String(format: "PyTorch %@ bf16 blocks at %d + %d tokens: double %.2f s, single %.2f s, so %.1f s a step; uso / PyTorch speed: %.2fx",
-                         torch.version, textTokens, imageTokens, torch.double, torch.single, torchStep, torchStep / result.stepSeconds))
-            torchColumns = String(format: "| %.1f | **%.2f** | ", torchStep, torchStep / result.stepSeconds)
+            torchColumns = "| "
+            for dtype in ["bf16", "f32"] {
+                let torch = try torchBlocks(text: textTokens, image: imageTokens, dtype: dtype)
+                let torchStep = Double(c.doubleBlockCount) * torch.double + Double(c.singleBlockCount) * torch.single
+                print(String(format: "PyTorch %@ %@ blocks at %d + %d tokens: double %.2f s, single %.2f s, so %.1f s a step; uso / PyTorch speed: %.2fx",
+                             torch.version, dtype, textTokens, imageTokens, torch.double, torch.single, torchStep, torchStep / result.stepSeconds))
+                torchColumns += String(format: "%@ %.1f s: **%.2f** | ", dtype, torchStep, torchStep / result.stepSeconds)
+            }
         }
         // One markdown row for docs/benchmarks.md.
         print(String(format: "| %@ | %dx%d | %d | %.1f | %.1f | %.1f | %.1f | %.2f | %.2f | %.1f | %.0f | %.0f%% %@%@ | %@ |",
@@ -74,12 +77,12 @@ enum FluxBench {
     }
 
     /// tools/bench/torch_flux_blocks.py's timings of one double and one single block.
-    static func torchBlocks(text: Int, image: Int) throws -> (double: Double, single: Double, version: String) {
+    static func torchBlocks(text: Int, image: Int, dtype: String) throws -> (double: Double, single: Double, version: String) {
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
             .appendingPathComponent("../tools/bench/torch_flux_blocks.py").standardized.path
         let process = Process(), output = Pipe()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", script, "--text", "\(text)", "--image", "\(image)"]
+        process.arguments = ["python3", script, "--text", "\(text)", "--image", "\(image)", "--dtype", dtype]
         process.standardOutput = output
         try process.run()
         let data = output.fileHandleForReading.readDataToEndOfFile()

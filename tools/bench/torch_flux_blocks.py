@@ -1,5 +1,5 @@
 """PyTorch's side of `uso-bench flux --torch`: one FLUX.1 double-stream block and one single-stream
-block at full width (hidden 3072, 24 heads, MLP 12288) in bf16 on the CPU, random weights, timed at
+block at full width (hidden 3072, 24 heads, MLP 12288) in bf16 (or --dtype f32) on the CPU, random weights, timed at
 the token counts uso's step runs, so the two can be compared in the same run.
 
     python3 tools/bench/torch_flux_blocks.py --text 704 --image 2048 [--repeats 3] [--threads 2]
@@ -121,23 +121,26 @@ def main():
     parser.add_argument("--image", type=int, required=True, help="image + reference tokens")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--dtype", choices=["bf16", "f32"], default="bf16")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     length = args.text + args.image
     angles = torch.rand(length, HEAD_DIM // 2) * 6.28
     cos, sin = angles.cos(), angles.sin()
-    vec = torch.randn(1, 1, HIDDEN, dtype=torch.bfloat16)
+    dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
+    vec = torch.randn(1, 1, HIDDEN, dtype=dtype)
     with torch.inference_mode():
-        double = DoubleBlock().to(torch.bfloat16)
-        img = torch.randn(1, args.image, HIDDEN, dtype=torch.bfloat16)
-        txt = torch.randn(1, args.text, HIDDEN, dtype=torch.bfloat16)
+        double = DoubleBlock().to(dtype)
+        img = torch.randn(1, args.image, HIDDEN, dtype=dtype)
+        txt = torch.randn(1, args.text, HIDDEN, dtype=dtype)
         double_s = timed(lambda: double(img, txt, vec, cos, sin), args.repeats)
         del double
-        single = SingleBlock().to(torch.bfloat16)
-        x = torch.randn(1, length, HIDDEN, dtype=torch.bfloat16)
+        single = SingleBlock().to(dtype)
+        x = torch.randn(1, length, HIDDEN, dtype=dtype)
         single_s = timed(lambda: single(x, vec, cos, sin), args.repeats)
-    print(json.dumps({"double": double_s, "single": single_s, "torch": torch.__version__, "threads": args.threads}))
+    print(json.dumps({"double": double_s, "single": single_s, "torch": torch.__version__, "threads": args.threads,
+                      "dtype": args.dtype}))
 
 
 if __name__ == "__main__":

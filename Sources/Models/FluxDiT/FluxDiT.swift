@@ -84,7 +84,8 @@ public struct FluxDiT: Sendable {
         let config = try FluxConfig(detectingFrom: weights)
         let lora = try loraSource.map { try USOLoRA($0, config: config, expectedRank: options.expectedLoRARank) }
         let mode = options.resolvedLoRAMode
-        let runtimeLoRA = mode == .runtime ? lora : nil
+        // Beside int8 matrices the run-time branches multiply in int8 too.
+        let runtimeLoRA = mode == .runtime ? (options.precision == .int8 ? lora?.quantized() : lora) : nil
         // Merged weights are F32 in F32 runs (exact comparisons), else they keep the stored type.
         let prepared = PreparedFluxWeights(
             base: weights, merges: (mode == .merged ? lora?.mergeTargets(hiddenSize: config.hiddenSize) : nil) ?? [:],

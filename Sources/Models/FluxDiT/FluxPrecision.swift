@@ -13,7 +13,7 @@ public enum FluxPrecision: String, Sendable, CaseIterable {
     case fp8
     /// uso's low-memory mode: every matrix of the blocks quantized to int8 at load (one scale per
     /// output row, one byte a parameter) and multiplied in int8 against activations quantized per
-    /// token; the LoRA at run time in BF16; everything else as in `bf16`.
+    /// token; the LoRA at run time, its two small products in int8 as well; everything else as in `bf16`.
     case int8
 
     /// The dtype of the residual streams and of the model's output.

@@ -13,13 +13,23 @@ public enum LoRAMode: String, Sendable, CaseIterable {
 public struct LoRAAdapter: Sendable {
     public let down: Tensor  // [rank, in]
     public let up: Tensor    // [out, rank]
+    /// int8 copies of both, beside a DiT whose matrices are int8: the branch then multiplies in int8
+    /// too, rather than widening its large input (up to [L, 15360]) for a BF16 product.
+    var int8: (down: Int8Weight, up: Int8Weight)?
 
     /// The branch at run time: its input cast to `type`, the result cast back to the input's type
     /// (what LoRALinearLayer.forward does with the LoRA's own dtype).
     // x: [L, in] -> [L, out]
     func callAsFunction(_ x: Tensor, type: DType) -> Tensor {
+        if let int8 { return linear(linear(x, weight: int8.down), weight: int8.up).converted(to: x.dtype) }
         let input = x.converted(to: type)
         return linear(linear(input, weight: down), weight: up).converted(to: x.dtype)
+    }
+
+    func quantized() -> LoRAAdapter {
+        var adapter = self
+        adapter.int8 = (Int8Weight(quantizing: down), Int8Weight(quantizing: up))
+        return adapter
     }
 
     /// `up·down` in F32: the change this branch makes to its target's weight.
@@ -33,20 +43,27 @@ public struct LoRAAdapter: Sendable {
 /// `qkv_lora2`/`proj_lora2` on the text (style + T5) stream.
 struct DoubleBlockLoRA: Sendable {
     let imageQKV, imageProjection, textQKV, textProjection: LoRAAdapter
+
+    func quantized() -> DoubleBlockLoRA {
+        DoubleBlockLoRA(imageQKV: imageQKV.quantized(), imageProjection: imageProjection.quantized(),
+                        textQKV: textQKV.quantized(), textProjection: textProjection.quantized())
+    }
 }
 
 /// The two branches of a single block: `qkv_lora` on the qkv part of linear1's output,
 /// `proj_lora` beside linear2 (input: attention ++ GELU(mlp)).
 struct SingleBlockLoRA: Sendable {
     let qkv, projection: LoRAAdapter
+
+    func quantized() -> SingleBlockLoRA { SingleBlockLoRA(qkv: qkv.quantized(), projection: projection.quantized()) }
 }
 
 /// A USO LoRA checked against a DiT: every block has every branch, with the file's own rank and
 /// the DiT's widths; a missing branch, a stray key or a mismatched shape is an error.
 public struct USOLoRA: Sendable {
     public let rank: Int
-    let doubleBlocks: [DoubleBlockLoRA]
-    let singleBlocks: [SingleBlockLoRA]
+    private(set) var doubleBlocks: [DoubleBlockLoRA]
+    private(set) var singleBlocks: [SingleBlockLoRA]
 
     static let layoutName = "a USO LoRA (dit_lora.safetensors)"
 
@@ -93,6 +110,14 @@ public struct USOLoRA: Sendable {
                                    projection: try adapter("\(p).proj_lora", in: hidden + config.mlpHiddenSize, out: hidden))
         }
         try reader.checkAllUsed()
+    }
+
+    /// The same branches with int8 copies of their weights (for an int8 DiT).
+    func quantized() -> USOLoRA {
+        var copy = self
+        copy.doubleBlocks = doubleBlocks.map { $0.quantized() }
+        copy.singleBlocks = singleBlocks.map { $0.quantized() }
+        return copy
     }
 
     /// Where each branch merges: base weight key → (branch, rows of the weight it adds to).

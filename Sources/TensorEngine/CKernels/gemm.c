@@ -206,11 +206,11 @@ static void probe_onednn_bf16(void) {
 
 // A half-precision operand [rows, cols] with a unit stride on one axis, as F32 in the same orientation:
 // lines along that axis, so sgemm reads it as it would have read the original; *rs and *cs become
-// the copy's strides. NULL when memory is exhausted.
+// the copy's strides. NULL when memory is exhausted; the copy is freed with uso_free(copy, 4·rows·cols).
 static float *widened(const void *x, int dtype, int64_t rows, int64_t cols, int64_t *rs, int64_t *cs) {
     int by_rows = *cs == 1;
     int64_t lines = by_rows ? rows : cols, length = by_rows ? cols : rows, stride = by_rows ? *rs : *cs;
-    float *copy = malloc(sizeof(float) * (size_t)(lines * length));
+    float *copy = uso_alloc(sizeof(float) * (size_t)(lines * length));
     if (!copy) return NULL;
     for (int64_t i = 0; i < lines; i++)
         uso_convert((const char *)x + (size_t)(i * stride) * uso_dtype_size(dtype), dtype, copy + i * length,
@@ -238,7 +238,7 @@ static int widened_gemm(const gemm_key *key, const void *a, const void *b, void 
         part.b_cs = key->b_cs;
         const void *b_part = (const char *)b + (size_t)(n0 * key->b_cs) * b_size;
         float *wide_b = key->b_dtype == USO_F32 ? NULL : widened(b_part, key->b_dtype, key->k, part.n, &part.b_rs, &part.b_cs);
-        float *wide_c = key->c_dtype == USO_F32 ? NULL : malloc(sizeof(float) * (size_t)(key->m * part.n));
+        float *wide_c = key->c_dtype == USO_F32 ? NULL : uso_alloc(sizeof(float) * (size_t)(key->m * part.n));
         part.c_rs = wide_c ? part.n : key->c_rs;
         char *c_part = (char *)c + (size_t)n0 * c_size;
         if ((key->b_dtype != USO_F32 && !wide_b) || (key->c_dtype != USO_F32 && !wide_c)) status = 7;
@@ -247,10 +247,10 @@ static int widened_gemm(const gemm_key *key, const void *a, const void *b, void 
         for (int64_t i = 0; wide_c && status == 0 && i < key->m; i++)
             uso_convert(wide_c + i * part.n, USO_F32, c_part + (size_t)(i * key->c_rs) * c_size, key->c_dtype,
                         (size_t)part.n);
-        free(wide_b);
-        free(wide_c);
+        if (wide_b) uso_free(wide_b, sizeof(float) * (size_t)(key->k * part.n));
+        if (wide_c) uso_free(wide_c, sizeof(float) * (size_t)(key->m * part.n));
     }
-    free(wide_a);
+    if (wide_a) uso_free(wide_a, sizeof(float) * (size_t)(key->m * key->k));
     return status;
 }
 

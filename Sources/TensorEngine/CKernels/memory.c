@@ -12,7 +12,7 @@
 #include <sys/mman.h>
 
 enum { HUGE_PAGE = 2 << 20, REUSED_MIN = 1 << 20, ROUNDING = 64 << 10, SLOTS = 64 };
-static const size_t IDLE_LIMIT = (size_t)1 << 30;
+static const size_t IDLE_LIMIT = (size_t)512 << 20;
 
 static struct { void *pointer; size_t bytes; } idle[SLOTS];
 static size_t idle_count, idle_bytes;

@@ -63,7 +63,7 @@ public struct Int8Weight: Sendable {
 /// quantized to u8 with its own scale and zero point, the product is exact in int32, and the scales
 /// are restored in one pass. The result has x's compute type (F32 stays F32, else BF16).
 public func linear(_ x: Tensor, weight: Int8Weight, bias: Tensor? = nil) -> Tensor {
-    linear(x, weight: weight, bias: bias, productBufferBytes: 128 << 20)
+    linear(x, weight: weight, bias: bias, productBufferBytes: 64 << 20)
 }
 
 /// `linear` with the int32 products going through `productBufferBytes`, a block of rows at a time.

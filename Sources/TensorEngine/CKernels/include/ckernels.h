@@ -21,7 +21,7 @@ enum uso_dtype { USO_F32 = 0, USO_BF16 = 1, USO_F16 = 2, USO_F8E4M3 = 3, USO_F8E
 size_t uso_dtype_size(int dtype);
 
 // Tensor memory: 64-byte aligned, huge pages for large buffers; NULL when memory is exhausted.
-// Freed buffers of 1 MB and more are kept for reuse by allocations of the same size (at most 1 GB
+// Freed buffers of 1 MB and more are kept for reuse by allocations of the same size (at most 512 MB
 // idle); `bytes` is the size given to uso_alloc.
 void *uso_alloc(size_t bytes);
 void uso_free(void *p, size_t bytes);
