@@ -158,6 +158,7 @@ public final class USOPipeline: ImageGenerator, @unchecked Sendable {
         let latent = try unpackLatents(tokens, latentHeight: latentHeight, latentWidth: latentWidth).converted(to: .f32)
         let decoder = try Autoencoder(contentsOf: location.autoencoder.path, dtype: .f32, parts: .decoder)
         let decoded = try decoder.decode(latent)
+        try checkCancelled(cancellation)   // the decoder does not look; a cancel during it still counts
         let image = try Preprocessing.imageFromDecoded(decoded.toFloats(), width: width, height: height)
         var used = request
         used.width = width

@@ -93,6 +93,8 @@ final class Job: @unchecked Sendable {
     var finishedAt: Date?
     var error: String?
     var resultFile: URL?
+    /// Set once the image is made and is being written: from then on a cancel is too late.
+    var isSaving = false
 
     init(id: String, parameters: JobParameters, request: GenerationRequest) {
         self.id = id

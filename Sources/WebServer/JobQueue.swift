@@ -14,7 +14,7 @@ public typealias GeneratorFactory = @Sendable () throws -> any ImageGenerator
 /// never blocks).
 final class JobQueue: @unchecked Sendable {
     enum SubmitError: Error { case full(retryAfterSeconds: Int) }
-    enum CancelOutcome { case cancelled(JobSnapshot), alreadyFinished(JobSnapshot), notFound }
+    enum CancelOutcome { case cancelled(JobSnapshot), alreadyFinished(JobSnapshot), tooLate(JobSnapshot), notFound }
 
     let capacity: Int
     private let historyLimit: Int
@@ -151,7 +151,9 @@ final class JobQueue: @unchecked Sendable {
 
     // MARK: Cancelling
 
-    /// A waiting job is dropped at once; a running one stops at its next step.
+    /// A waiting job is dropped at once; a running one stops at its next step, or, if its image is
+    /// already made, is not saved. Once saving has begun it is too late: the answer says so rather
+    /// than accepting a cancel it cannot honour.
     func cancel(_ id: String) -> CancelOutcome {
         lock.lock()
         defer { lock.unlock() }
@@ -161,6 +163,7 @@ final class JobQueue: @unchecked Sendable {
             waiting.removeAll { $0 == id }
             finishLocked(job, status: .cancelled, error: nil)
         case .running:
+            if job.isSaving { return .tooLate(snapshotLocked(job)) }
             job.cancellation.cancel()
         case .succeeded, .failed, .cancelled:
             return .alreadyFinished(snapshotLocked(job))
@@ -206,6 +209,12 @@ final class JobQueue: @unchecked Sendable {
                     self?.publishLocked(job)
                 }
             }
+            // A cancel accepted while the image was being made (the decoder does not look) wins.
+            let cancelled = lock.withLock {
+                job.isSaving = !job.cancellation.isCancelled
+                return !job.isSaving
+            }
+            if cancelled { throw GenerationError.cancelled }
             let writer = OutputWriter.dated(root: outputRoot)
             var record = RunRecord(request: result.request, savePath: outputRoot.path)
             record.guidanceGiven = true

@@ -184,6 +184,8 @@ public final class USOWebServer: Sendable {
         case .cancelled(let snapshot): return JSONResponse.make(snapshot, status: .accepted)
         case .alreadyFinished(let snapshot):
             throw APIError(.conflict, "job \(id) has already finished (\(snapshot.status.rawValue)); nothing to cancel")
+        case .tooLate:
+            throw APIError(.conflict, "job \(id) is saving its image: too late to cancel")
         case .notFound: throw Self.unknownJob(id)
         }
     }

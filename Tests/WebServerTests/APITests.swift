@@ -191,6 +191,28 @@ final class APITests: XCTestCase {
         }
     }
 
+    /// A cancel accepted while the image is being decoded is honoured: the job ends cancelled and no
+    /// file is written (it used to answer 202 and then save the image anyway).
+    func testCancelDuringDecodingIsHonoured() async throws {
+        let generator = TestGenerator(holdsDecoding: true)
+        try await TestServer().run(generator: generator) { client in
+            let job = try decode(JobSnapshot.self, from: try await client.postJSON(["prompt": "a", "steps": 2]))
+            let deadline = Date().addingTimeInterval(20)
+            while try decode(JobSnapshot.self, from: try await client.get("/api/jobs/\(job.id)")).progress.stage != .decoding {
+                guard Date() < deadline else { throw TestFailure("the job never reached decoding") }
+                try await Task.sleep(nanoseconds: 10_000_000)
+            }
+            let cancel = try await client.execute(uri: "/api/jobs/\(job.id)", method: .delete)
+            XCTAssertEqual(cancel.status, .accepted)
+            generator.finishDecoding()
+            let final = try await client.waitForFinal(job.id)
+            XCTAssertEqual(final.status, .cancelled, "a cancel that was accepted must not be ignored")
+            XCTAssertNil(final.imageURL)
+            let image = try await client.get("/api/jobs/\(job.id)/image")
+            XCTAssertEqual(image.status, .notFound)
+        }
+    }
+
     func testCancelRunningAndQueuedJobs() async throws {
         let generator = TestGenerator(secondsPerStep: 0.02)
         try await TestServer().run(generator: generator) { client in

@@ -16,10 +16,19 @@ final class TestGenerator: ImageGenerator, @unchecked Sendable {
     private var gateOpen: Bool
     private var started = 0
     private let secondsPerStep: Double
+    /// After its steps, a generator made with `holdsDecoding` reports `.decoding` and waits for
+    /// `finishDecoding()` without looking at cancellation, as the real decoder does.
+    private var decodingHeld: Bool
 
-    init(secondsPerStep: Double = 0.005, gateOpen: Bool = true) {
+    init(secondsPerStep: Double = 0.005, gateOpen: Bool = true, holdsDecoding: Bool = false) {
         self.secondsPerStep = secondsPerStep
         self.gateOpen = gateOpen
+        self.decodingHeld = holdsDecoding
+    }
+
+    func finishDecoding() {
+        condition.withLock { decodingHeld = false }
+        condition.broadcast()
     }
 
     var jobsStarted: Int { condition.withLock { started } }
@@ -44,6 +53,10 @@ final class TestGenerator: ImageGenerator, @unchecked Sendable {
             progress(GenerationProgress(stage: .denoising, step: step, totalSteps: request.steps,
                                         elapsedSeconds: Double(step) * secondsPerStep,
                                         etaSeconds: Double(request.steps - step) * secondsPerStep))
+        }
+        progress(GenerationProgress(stage: .decoding, step: request.steps, totalSteps: request.steps))
+        condition.withLock {
+            while decodingHeld { _ = condition.wait(until: Date().addingTimeInterval(0.01)) }
         }
         let (width, height) = request.latentAlignedSize
         let image = try RGBImage(width: width, height: height, red: UInt8(request.seed % 256),
