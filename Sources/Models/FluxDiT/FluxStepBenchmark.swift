@@ -136,20 +136,3 @@ public enum FluxStepBenchmark {
     /// VmHWM from /proc/self/status (0 where it is not available).
     static func peakResidentBytes() -> Int { ProcessMemory.peakBytes ?? 0 }
 }
-
-/// A small seeded generator for benchmark inputs (their values do not matter, only their sizes).
-struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// Uniform in [-1, 1).
-    mutating func nextSignedUnit() -> Float { Float(next() >> 40) / Float(1 << 23) - 1 }
-}
