@@ -114,8 +114,4 @@ struct Serve: AsyncParsableCommand {
         let model = self.model
         return ({ try model.makeGenerator() }, capabilities)
     }
-
-    private func printError(_ message: String) {
-        FileHandle.standardError.write(Data((message + "\n").utf8))
-    }
 }
